@@ -1,0 +1,1 @@
+"""Command-line interface: one typer app; each stage registers its commands in its own module."""
