@@ -1,0 +1,37 @@
+"""Batched augmentation and normalisation as plain tensor ops (no torchvision)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero-pad ``[N, C, H, W]`` by ``padding`` px and take one random HxW crop per image (one gather)."""
+    if padding <= 0:
+        return images
+    n, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, :, None]  # [N, H, 1]
+    cols = (dx[:, None] + torch.arange(w))[:, None, :]  # [N, 1, W]
+    batch = torch.arange(n)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # [N, C, H, W]
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Mirror each image horizontally with probability ``p``."""
+    flip = torch.rand(images.shape[0], generator=generator) < p
+    return torch.where(flip[:, None, None, None], images.flip(3), images)
+
+
+def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[N, C, H, W]`` -> float32, scaled to [0, 1], minus per-channel mean, over std."""
+    x = images.to(torch.float32).div_(255.0)
+    return x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
+
+
+def channel_stats(images_nhwc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std in [0, 1] units of uint8 ``[N, H, W, C]`` images (float64 accumulation)."""
+    flat = images_nhwc.reshape(-1, images_nhwc.shape[-1]).to(torch.float64) / 255.0
+    return flat.mean(0).to(torch.float32), flat.std(0).clamp_min(1e-6).to(torch.float32)

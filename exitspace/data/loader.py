@@ -1,0 +1,67 @@
+"""Mini-batches from an in-memory dataset, shuffled and augmented deterministically per epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from exitspace.data.augment import normalize, random_crop, random_flip
+from exitspace.data.base import ArrayDataset
+
+
+class BatchLoader:
+    """Yields ``(images float32 [B, C, H, W], labels int64 [B])``.
+
+    The order and augmentation of epoch ``e`` depend only on ``(seed, e)``, so a run resumed at an
+    epoch boundary sees exactly the batches an uninterrupted run would.
+    """
+
+    def __init__(
+        self,
+        dataset: ArrayDataset,
+        batch_size: int,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        shuffle: bool = False,
+        augment: bool = False,
+        crop_padding: int = 4,
+        flip: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        self.images = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
+        self.labels = torch.from_numpy(dataset.labels)
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        self.crop_padding, self.flip, self.drop_last = crop_padding, flip, drop_last
+        self.mean, self.std, self.seed, self.channels_last = mean, std, seed, channels_last
+
+    def __len__(self) -> int:
+        n = self.labels.shape[0]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        """Images per epoch (after drop_last)."""
+        return len(self) * self.batch_size if self.drop_last else int(self.labels.shape[0])
+
+    def epoch(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of one epoch."""
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        n = self.labels.shape[0]
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        for i in range(len(self)):
+            index = order[i * self.batch_size : (i + 1) * self.batch_size]
+            images = self.images[index]
+            if self.augment:
+                images = random_crop(images, self.crop_padding, generator)
+                if self.flip:
+                    images = random_flip(images, generator)
+            x = normalize(images, self.mean, self.std)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.labels[index]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.epoch(0)
