@@ -1,0 +1,89 @@
+"""Shared building blocks of the backbones: block metadata, channel rounding, conv-BN-activation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """Static description of one backbone stage: its name, output channels and spatial stride."""
+
+    name: str
+    out_channels: int
+    stride: int
+
+
+def round_channels(channels: float, divisor: int = 8) -> int:
+    """Round a (width-scaled) channel count to the nearest multiple of ``divisor``.
+
+    The result is at least ``divisor`` and never more than 10% below ``channels`` (the usual
+    MobileNet width-multiplier rule).
+    """
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * channels:
+        rounded += divisor
+    return rounded
+
+
+def conv_bn_act(
+    in_channels: int,
+    out_channels: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
+    activation: type[nn.Module] | None = nn.ReLU6,
+) -> nn.Sequential:
+    """Conv (same padding, no bias) -> BatchNorm -> optional activation."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(out_channels),
+    ]
+    if activation is not None:
+        layers.append(activation(inplace=True) if activation in (nn.ReLU, nn.ReLU6) else activation())
+    return nn.Sequential(*layers)
+
+
+class Backbone(nn.Module):
+    """A stem followed by an ordered list of blocks; heads may be mounted after any block.
+
+    Subclasses set ``stem``, ``blocks`` (an ``nn.ModuleList``), ``stem_info`` and ``block_infos``.
+    Every stage uses odd kernels with padding k//2, so a stage of stride s maps H to ceil(H / s).
+    """
+
+    stem: nn.Module
+    blocks: nn.ModuleList
+    stem_info: BlockInfo
+    block_infos: tuple[BlockInfo, ...]
+    in_channels: int
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of blocks (mounting points)."""
+        return len(self.blocks)
+
+    @property
+    def block_names(self) -> list[str]:
+        """Block names in order ("b0", "b1", ...)."""
+        return [info.name for info in self.block_infos]
+
+    def block_shapes(self, input_size: int | tuple[int, int]) -> list[tuple[int, int, int]]:
+        """(channels, height, width) of each block's output for an input of ``input_size``."""
+        height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
+        height, width = math.ceil(height / self.stem_info.stride), math.ceil(width / self.stem_info.stride)
+        shapes = []
+        for info in self.block_infos:
+            height, width = math.ceil(height / info.stride), math.ceil(width / info.stride)
+            shapes.append((info.out_channels, height, width))
+        return shapes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features after the last block."""
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
