@@ -6,10 +6,15 @@ from exitspace.hardware.model import (
     Link,
     MacScaling,
     MemoryLevel,
+    MemoryPort,
     Operand,
     OperationalArray,
     System,
 )
+from exitspace.hardware.loader import dump_native, load_core, load_system
+from exitspace.hardware.presets import preset_names
+from exitspace.hardware.stream_yaml import dump_stream_system, load_stream_system
+from exitspace.hardware.zigzag_yaml import dump_zigzag_core, load_zigzag_core
 
 __all__ = [
     "Core",
@@ -17,7 +22,16 @@ __all__ = [
     "Link",
     "MacScaling",
     "MemoryLevel",
+    "MemoryPort",
     "Operand",
     "OperationalArray",
     "System",
+    "dump_native",
+    "dump_stream_system",
+    "dump_zigzag_core",
+    "load_core",
+    "load_stream_system",
+    "load_system",
+    "load_zigzag_core",
+    "preset_names",
 ]

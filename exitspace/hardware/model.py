@@ -40,6 +40,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+PortDirection = Literal["fh", "tl", "fl", "th"]
+
+
+class MemoryPort(_Strict):
+    """One explicit memory port (ZigZag 3 ``ports`` entry), kept only when a file's ports differ from the
+    ones implied by ``r_bw``/``w_bw``/``r_port``/``w_port``/``rw_port`` (e.g. ports of unequal width).
+
+    ``allocation`` pairs an operand with a data direction: ``fh`` written from the higher level, ``tl``
+    read towards the lower level, ``fl`` written from the lower level, ``th`` read towards the higher one.
+    """
+
+    name: str
+    type: Literal["read", "write", "read_write"]
+    bandwidth_min: int = Field(gt=0, description="smallest access, bits")
+    bandwidth_max: int = Field(gt=0, description="port width, bits per cycle")
+    allocation: tuple[tuple[Operand, PortDirection], ...] = ()
+
+
 class MemoryLevel(_Strict):
     """One memory instance of a core's hierarchy."""
 
@@ -60,6 +78,9 @@ class MemoryLevel(_Strict):
     r_port: int = Field(default=1, ge=0)
     w_port: int = Field(default=1, ge=0)
     rw_port: int = Field(default=0, ge=0)
+    ports: tuple[MemoryPort, ...] | None = Field(
+        default=None, description="explicit ports; None: the ones implied by the widths and port counts"
+    )
 
 
 class MacScaling(_Strict):
@@ -145,6 +166,9 @@ class Link(_Strict):
     b: int
     bandwidth: int = Field(gt=0, description="bits per cycle")
     energy_per_bit_pj: float = Field(default=0.0, ge=0)
+    bus: str | None = Field(
+        default=None, description="links naming the same bus share one medium (Stream's 'bus'); None: dedicated"
+    )
 
 
 class System(_Strict):

@@ -1,0 +1,87 @@
+"""Named accelerator presets, shipped as ZigZag / Stream YAML files in ``exitspace/hardware/presets/``.
+
+Cores (each also usable as a single-core System of the same name):
+
+* ``edge_tpu_like``: the reference paper's compute core (8 x 8 x 4 x 4 MACs, 32-bit registers).
+* ``edge_tpu_like_zigzag``: ZigZag's bundled variant (8-bit weight, 16-bit output registers).
+* ``tpu_like``, ``eyeriss_like``: ZigZag's bundled cores of those names.
+* ``edge_tpu_pooling``, ``edge_tpu_simd``, ``edge_tpu_offchip``: the paper's special cores.
+
+Systems: ``edge_tpu_quad``, the paper's quad-core accelerator (4 compute + pooling + SIMD + off-chip).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from exitspace.errors import ConfigError
+from exitspace.hardware.model import Core, CoreKind, System
+
+PRESET_DIR = Path(__file__).with_name("presets")
+
+CORE_PRESETS: dict[str, str] = {
+    "edge_tpu_like": "the paper's Edge-TPU-like core: 8x8x4x4 MACs at 0.04 pJ, 32 KB weight / 2 MB activation SRAM",
+    "edge_tpu_like_zigzag": "ZigZag's bundled edge_tpu_like (8-bit weight, 16-bit output registers)",
+    "tpu_like": "ZigZag's bundled tpu_like: 32x32 MACs, 2 MB SRAM",
+    "eyeriss_like": "ZigZag's bundled eyeriss_like: 14x12 MACs, per-PE register files",
+    "edge_tpu_pooling": "the paper's pooling core: 3x3x8 units, 128 KB SRAM",
+    "edge_tpu_simd": "the paper's SIMD core: 64 lanes, 128 KB SRAM",
+    "edge_tpu_offchip": "the paper's off-chip memory core: 64 bit/cycle DRAM",
+}
+_CORE_KINDS: dict[str, CoreKind] = {
+    "edge_tpu_pooling": CoreKind.POOLING,
+    "edge_tpu_simd": CoreKind.SIMD,
+    "edge_tpu_offchip": CoreKind.OFFCHIP,
+}
+SYSTEM_PRESETS: dict[str, str] = {
+    "edge_tpu_quad": "the paper's quad-core system: 4 edge_tpu_like + pooling + SIMD + off-chip, 2x2 mesh",
+}
+
+
+def preset_names() -> dict[str, list[str]]:
+    """Known preset names by category."""
+    return {"cores": sorted(CORE_PRESETS), "systems": sorted(SYSTEM_PRESETS)}
+
+
+def is_preset(name: str) -> bool:
+    """Whether ``name`` names a core or system preset."""
+    return name in CORE_PRESETS or name in SYSTEM_PRESETS
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of a preset (a ZigZag core file or a Stream system file)."""
+    if name in CORE_PRESETS:
+        return PRESET_DIR / "cores" / f"{name}.yaml"
+    if name in SYSTEM_PRESETS:
+        return PRESET_DIR / f"{name}.yaml"
+    raise unknown_preset(name)
+
+
+def unknown_preset(name: str) -> ConfigError:
+    """The error for a name that is neither a preset nor an existing file."""
+    known = ", ".join(sorted(CORE_PRESETS) + sorted(SYSTEM_PRESETS))
+    return ConfigError(f"hardware: unknown preset or missing file {name!r}; known presets: {known}")
+
+
+@lru_cache(maxsize=None)
+def preset_core(name: str, core_id: int = 0) -> Core:
+    """A core preset by name."""
+    from exitspace.hardware.zigzag_yaml import load_zigzag_core
+
+    if name not in CORE_PRESETS:
+        if name in SYSTEM_PRESETS:
+            raise ConfigError(f"hardware: {name!r} is a system preset; use load_system, or name a core: {sorted(CORE_PRESETS)}")
+        raise unknown_preset(name)
+    return load_zigzag_core(preset_path(name), core_id=core_id, kind=_CORE_KINDS.get(name))
+
+
+@lru_cache(maxsize=None)
+def preset_system(name: str) -> System:
+    """A system preset by name; a core preset gives a single-core System of the same name."""
+    from exitspace.hardware.stream_yaml import load_stream_system
+
+    if name in SYSTEM_PRESETS:
+        return load_stream_system(preset_path(name))
+    core = preset_core(name)
+    return System(name=name, cores=(core,), offchip_core_id=core.id if core.kind == CoreKind.OFFCHIP else None)
