@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,12 +25,15 @@ from exitspace.errors import ConfigError
 from exitspace.search.evaluation import Evaluation, Evaluator
 from exitspace.search.objectives import Constraint, directions, objective_values, violations
 from exitspace.search.space import Design, DesignSpace
+from exitspace.search.storage import journal_url, open_storage
 
-EVAL_ATTR = "exitspace:evaluation"
-CONSTRAINT_ATTR = "constraints"
+CONSTRAINT_ATTR = "constraints"  # where Optuna's samplers keep constraint values (system attrs)
 GENERATION_ATTR = "NSGAIISampler:generation"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# ``constraints_func`` is deprecated in Optuna 5 in favour of per-key ``Trial.set_constraint``, which writes
+# one storage row per constraint and trial; the function form (one row) is kept while it exists.
+warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
 
 
 @dataclass
@@ -56,6 +60,14 @@ class SearchProblem:
             self.evaluations += 1
             self._cache[design] = cached
         return cached
+
+    def design_of(self, params: dict[str, Any]) -> Design:
+        """The design a trial's parameters stand for."""
+        return self.space.suggest(optuna.trial.FixedTrial(params))
+
+    def violations(self, design: Design) -> list[float]:
+        """Constraint values (<= 0: met)."""
+        return violations(self.evaluate(design), self.constraints)
 
     def values(self, evaluation: Evaluation) -> list[float]:
         """Objective values (val split)."""
@@ -100,53 +112,41 @@ class SearchOutcome:
 
 
 def default_storage(run_dir: Path) -> str:
-    """SQLite file in the run directory."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(run_dir / 'study.sqlite3').resolve()}"
+    """The run directory's SQLite journal (see :mod:`exitspace.search.storage`)."""
+    return journal_url(run_dir)
 
 
-def _sampler(population: int, seed: int) -> optuna.samplers.NSGAIISampler:
+def _sampler(problem: "SearchProblem", population: int, seed: int) -> optuna.samplers.NSGAIISampler:
     return optuna.samplers.NSGAIISampler(
         population_size=population,
         seed=seed,
-        constraints_func=lambda trial: trial.user_attrs[CONSTRAINT_ATTR],
+        constraints_func=lambda trial: problem.violations(problem.design_of(trial.params)),
     )
-
-
-def _open_storage(url: str) -> optuna.storages.BaseStorage:
-    try:
-        return optuna.storages.get_storage(url)
-    except Exception as exc:  # noqa: BLE001 - Optuna/SQLAlchemy raise many types for a bad URL
-        raise ConfigError(
-            f"search.storage: cannot open {url!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
-            "give an Optuna storage URL such as sqlite:///study.db or postgresql://user:pw@host/db"
-        ) from None
 
 
 def _objective(problem: SearchProblem) -> Callable[[optuna.Trial], list[float]]:
     def objective(trial: optuna.Trial) -> list[float]:
-        design = problem.space.suggest(trial)
-        evaluation = problem.evaluate(design)
-        trial.set_user_attr(CONSTRAINT_ATTR, violations(evaluation, problem.constraints))
-        trial.set_user_attr(EVAL_ATTR, json.dumps(evaluation.to_dict(), separators=(",", ":")))
-        return problem.values(evaluation)
+        return problem.values(problem.evaluate(problem.space.suggest(trial)))
 
     return objective
 
 
-def _results(trials: list[FrozenTrial], population: int) -> list[TrialResult]:
+def _results(problem: SearchProblem, trials: list[FrozenTrial], population: int) -> list[TrialResult]:
+    """Completed trials with their evaluations (re-derived from the parameters: evaluations are
+    deterministic and memoised, so only parameters and values need storing)."""
     out = []
     for trial in trials:
-        if trial.state != TrialState.COMPLETE or EVAL_ATTR not in trial.user_attrs:
+        if trial.state != TrialState.COMPLETE:
             continue
         generation = trial.system_attrs.get(GENERATION_ATTR, trial.number // population)
+        evaluation = problem.evaluate(problem.design_of(trial.params))
         out.append(
             TrialResult(
                 number=trial.number,
                 generation=int(generation),
-                evaluation=Evaluation.from_dict(json.loads(trial.user_attrs[EVAL_ATTR])),
-                values=list(trial.values),
-                violations=list(trial.user_attrs[CONSTRAINT_ATTR]),
+                evaluation=evaluation,
+                values=problem.values(evaluation),
+                violations=problem.violations(evaluation.design),
             )
         )
     return out
@@ -169,8 +169,9 @@ def run_search(
     sample directly on ``storage`` (slower per trial, any number of workers).
     """
     dirs = directions(problem.objectives)
+    store = open_storage(storage)
     persistent = optuna.create_study(
-        storage=_open_storage(storage), study_name=study_name, directions=dirs, load_if_exists=True
+        storage=store, study_name=study_name, directions=dirs, load_if_exists=True
     )
     if list(persistent.directions) != [optuna.study.StudyDirection.MAXIMIZE if d == "maximize" else
                                        optuna.study.StudyDirection.MINIMIZE for d in dirs]:
@@ -185,7 +186,7 @@ def run_search(
         progress(min(done, trials), trials)
 
     if remaining and mirror:
-        study = optuna.create_study(directions=dirs, sampler=_sampler(population, seed + done))
+        study = optuna.create_study(directions=dirs, sampler=_sampler(problem, population, seed + done))
         study.add_trials(stored)
         flushed = len(study.trials)
 
@@ -213,7 +214,7 @@ def run_search(
             if progress:
                 progress(min(len(study_.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))), trials), trials)
 
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=_sampler(population, seed + done))
+        study = optuna.load_study(study_name=study_name, storage=store, sampler=_sampler(problem, population, seed + done))
         study.optimize(
             _objective(problem),
             n_trials=remaining,
@@ -223,7 +224,7 @@ def run_search(
         all_trials = study.get_trials(deepcopy=False)
     else:
         all_trials = stored
-    results = _results(all_trials, population)
+    results = _results(problem, all_trials, population)
     return SearchOutcome(
         study_name=study_name,
         storage=storage,

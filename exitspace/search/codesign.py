@@ -1,0 +1,279 @@
+"""The co-design search with its baselines, producing the results document the report renders.
+
+Baselines, computed in the same run and on the same evaluator:
+
+- the static network (final exit only) at every precision pair of the space;
+- the paper's published MobileNetV2 designs, when the backbone is the paper's;
+- a MAC-proxy search (what NACHOS-style searches optimise: accuracy and expected MACs), same space and
+  budget, whose Pareto designs are then re-costed with the real cost model.
+
+Search objectives and constraints use the validation split (thresholds are thereby fitted on validation);
+the report shows the test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from exitspace.config import RunConfig
+from exitspace.errors import InfeasibleError
+from exitspace.search.engine import (
+    SearchOutcome,
+    SearchProblem,
+    TrialResult,
+    default_storage,
+    pareto_front,
+    run_search,
+    study_fingerprint,
+)
+from exitspace.search.evaluation import Evaluation, Evaluator
+from exitspace.search.hypervolume import hypervolume, hypervolume_curve, normalise, reference_point
+from exitspace.search.objectives import build_constraints, explain_infeasible, metric_key
+from exitspace.search.space import Design, DesignSpace, PrecisionPair, pair_name
+
+RESULTS_FORMAT = "exitspace.results"
+RESULTS_VERSION = 1
+
+PAPER_DESIGNS: list[tuple[tuple[str, ...], float]] = [
+    (("A", "B", "F"), 0.80),
+    (("A", "C", "G"), 0.85),
+    (("A", "E", "G"), 0.85),
+    (("C", "D", "G"), 0.85),
+    (("D", "F", "I"), 0.95),
+]
+"""The paper's published INT8 designs (early exits, shared threshold; final exit K always on), from its
+accuracy table (see shared reference notes, section 6). Head depths per exit were not published."""
+
+MAX_LOSS_POINTS = 0.01
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class CodesignInputs:
+    """What the search needs besides the config."""
+
+    space: DesignSpace
+    evaluator: Evaluator
+    backbone: str = ""
+
+
+def _reference_pair(pairs: tuple[PrecisionPair, ...]) -> PrecisionPair:
+    """The static baseline the headline compares with: 8/8 when searched, else the widest pair."""
+    return (8, 8) if (8, 8) in pairs else max(pairs, key=lambda p: (min(p), p))
+
+
+def static_baselines(inputs: CodesignInputs, pairs: tuple[PrecisionPair, ...]) -> dict[str, Evaluation]:
+    """The static network per pair, final head chosen by validation accuracy."""
+    out = {}
+    for pair in pairs:
+        candidates = [
+            inputs.evaluator.evaluate(inputs.space.static_design(pair, head))
+            for head in inputs.space.head_types[inputs.space.final]
+        ]
+        out[pair_name(pair)] = max(candidates, key=lambda e: (e.val["accuracy"], -e.val["elp"]))
+    return out
+
+
+def paper_baselines(inputs: CodesignInputs, pair: PrecisionPair, static: Evaluation) -> list[Evaluation]:
+    """The paper's designs at ``pair``; head type per early exit: the most accurate on validation; final head
+    as in the static baseline."""
+    space = inputs.space
+    final_head = dict(static.design.heads)[space.final]
+    out = []
+    for exits, threshold in PAPER_DESIGNS:
+        if any(e not in space.head_types for e in exits):
+            continue
+        heads = [(label, max(space.head_types[label], key=lambda h: _head_accuracy(inputs, label, h, pair)))
+                 for label in exits]
+        design = Design(exits=exits, final=space.final, heads=(*heads, (space.final, final_head)), precision=pair,
+                        thresholds=tuple(threshold for _ in exits), policy=space.policies[0],
+                        allocation=space.allocations[0], confidence=space.confidence)
+        out.append(inputs.evaluator.evaluate(design))
+    return out
+
+
+def _head_accuracy(inputs: CodesignInputs, label: str, head: str, pair: PrecisionPair) -> float:
+    """Accuracy of a single early head when every sample leaves there (threshold 0)."""
+    space = inputs.space
+    design = Design(exits=(label,), final=space.final, heads=((label, head), (space.final, space.head_types[space.final][0])),
+                    precision=pair, thresholds=(0.0,), policy=space.policies[0], allocation=space.allocations[0],
+                    confidence=space.confidence)
+    return float(inputs.evaluator.evaluate(design).val["accuracy"])
+
+
+def headline(front: list[Evaluation], static: Evaluation, max_loss: float = MAX_LOSS_POINTS) -> dict[str, Any]:
+    """The largest ELP reduction against ``static`` at <= ``max_loss`` accuracy loss.
+
+    The design is selected on validation (accuracy loss <= max_loss there, lowest validation ELP) and its
+    test figures are reported; the best test-selected figure is given too, marked as such.
+    """
+
+    def pick(split: str) -> Evaluation | None:
+        ok = [e for e in front if e.split(split)["accuracy"] >= static.split(split)["accuracy"] - max_loss]
+        return min(ok, key=lambda e: e.split(split)["elp"]) if ok else None
+
+    out: dict[str, Any] = {
+        "reference": f"static {pair_name(static.design.precision)} ({static.design.name})",
+        "max_loss_points": 100 * max_loss,
+        "static_test_accuracy": static.test["accuracy"],
+        "static_test_elp": static.test["elp"],
+        "static_val_accuracy": static.val["accuracy"],
+    }
+    chosen = pick("val")
+    if chosen is not None:
+        out.update(
+            design=chosen.design.name,
+            test_accuracy=chosen.test["accuracy"],
+            test_accuracy_loss_points=100 * (static.test["accuracy"] - chosen.test["accuracy"]),
+            test_elp=chosen.test["elp"],
+            elp_reduction=1.0 - chosen.test["elp"] / static.test["elp"],
+            elp_product_reduction=1.0 - chosen.test["elp_product"] / static.test["elp_product"],
+        )
+    oracle = pick("test")
+    if oracle is not None:
+        out["test_selected"] = {
+            "design": oracle.design.name,
+            "test_accuracy": oracle.test["accuracy"],
+            "elp_reduction": 1.0 - oracle.test["elp"] / static.test["elp"],
+        }
+    return out
+
+
+def _front_hv(front: list[Evaluation], objectives: list[str], elp_def: str, scale: dict[str, float],
+              reference: dict[str, float], split: str = "test") -> float:
+    import numpy as np
+
+    points = [
+        normalise([e.split(split)[metric_key(o, elp_def)] for o in objectives], objectives, scale) for e in front
+    ]
+    return hypervolume(np.array(points, float), reference_point(objectives, reference)) if points else 0.0
+
+
+def run_codesign(
+    config: RunConfig,
+    inputs: CodesignInputs,
+    run_dir: Path,
+    *,
+    trials: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Baselines, the search (resuming its study), the MAC-proxy search, and the results document.
+
+    Raises :class:`InfeasibleError` with a one-line explanation when no design meets the constraints.
+    """
+    s = config.search
+    space = inputs.space
+    trials = trials or s.trials
+    report = (lambda phase: (lambda done, total: progress(phase, done, total))) if progress else (lambda phase: None)
+
+    static = static_baselines(inputs, space.precision_pairs)
+    ref_pair = _reference_pair(space.precision_pairs)
+    static_ref = static[pair_name(ref_pair)]
+    static_accuracy = {e.design.precision: e.val["accuracy"] for e in static.values()}
+    constraints = build_constraints(s.constraints, space, static_accuracy)
+
+    storage = s.storage or default_storage(run_dir)
+    fingerprint = study_fingerprint({
+        "space": space.fingerprint(), "objectives": s.objectives, "elp": s.elp,
+        "constraints": s.constraints.model_dump(), "population": s.population, "seed": config.search_seed,
+    })
+    study_name = s.study_name or f"{config.name}-{fingerprint}"
+    problem = SearchProblem(space, inputs.evaluator, list(s.objectives), s.elp, constraints)
+    outcome = run_search(problem, trials=trials, population=s.population, seed=config.search_seed, storage=storage,
+                         study_name=study_name, mirror=s.storage is None, progress=report("search"))
+    front_trials = pareto_front(outcome.trials, s.objectives)
+    if not front_trials:
+        raise InfeasibleError(explain_infeasible([t.evaluation for t in outcome.trials], constraints))
+
+    scale = {o: static_ref.val[metric_key(o, s.elp)] for o in s.objectives if o not in ("accuracy", "exit_overhead")}
+    curve = hypervolume_curve(outcome.trials, s.objectives, scale, s.hv_reference)
+
+    mac = None
+    if s.baselines.mac_proxy:
+        mac_problem = SearchProblem(
+            space, inputs.evaluator, ["accuracy", "macs_avg"], s.elp, constraints,
+            objective_override=lambda e: [e.val["accuracy"], e.val["macs_avg"]],
+        )
+        mac_outcome = run_search(mac_problem, trials=s.baselines.mac_proxy_trials or trials, population=s.population,
+                                 seed=config.search_seed, storage=storage, study_name=f"{study_name}-macproxy",
+                                 mirror=s.storage is None, progress=report("mac-proxy search"))
+        mac_front = [t.evaluation for t in pareto_front(mac_outcome.trials, ["accuracy", "macs_avg"])]
+        test_scale = {o: static_ref.test[metric_key(o, s.elp)] for o in scale}
+        mac = {
+            "study": _study_info(mac_outcome),
+            "front": [e.to_dict() for e in mac_front],
+            "hypervolume_test": _front_hv(mac_front, s.objectives, s.elp, test_scale, s.hv_reference),
+        }
+
+    paper: list[Evaluation] = []
+    if s.baselines.paper == "on" or (s.baselines.paper == "auto" and "mobilenetv2" in inputs.backbone.lower()):
+        paper = paper_baselines(inputs, ref_pair, static_ref)
+
+    front = [t.evaluation for t in front_trials]
+    test_scale = {o: static_ref.test[metric_key(o, s.elp)] for o in scale}
+    results: dict[str, Any] = {
+        "format": RESULTS_FORMAT,
+        "version": RESULTS_VERSION,
+        "name": config.name,
+        "config": config.model_dump(mode="json"),
+        "backbone": inputs.backbone,
+        "objectives": list(s.objectives),
+        "elp_definition": s.elp,
+        "constraints": [c.text for c in constraints],
+        "selection_split": "val",
+        "report_split": "test",
+        "study": _study_info(outcome),
+        "hypervolume": {
+            "reference_point": dict(s.hv_reference),
+            "normalisation": "accuracy -> 1 - accuracy; exit_overhead as a share; cost objectives / static "
+                             f"{pair_name(ref_pair)} network (validation)",
+            "scale": scale,
+            "curve": curve,
+            "front_test": _front_hv(front, s.objectives, s.elp, test_scale, s.hv_reference),
+        },
+        "static": {k: v.to_dict() for k, v in static.items()},
+        "static_reference": pair_name(ref_pair),
+        "paper_designs": [e.to_dict() for e in paper],
+        "mac_proxy": mac,
+        "pareto": [
+            {**t.evaluation.to_dict(), "trial": t.number, "objective_values": t.values} for t in front_trials
+        ],
+        "trials": [
+            [t.number, t.evaluation.val["accuracy"], t.evaluation.val["elp"], t.evaluation.test["accuracy"],
+             t.evaluation.test["elp"], int(t.feasible)]
+            for t in outcome.trials
+        ],
+        "trials_columns": ["trial", "val_accuracy", "val_elp", "test_accuracy", "test_elp", "feasible"],
+        "headline": headline(front, static_ref),
+    }
+    return results
+
+
+def _study_info(outcome: SearchOutcome) -> dict[str, Any]:
+    storage = outcome.storage
+    if "://" in storage and "@" in storage:  # hide credentials of RDB URLs
+        scheme, rest = storage.split("://", 1)
+        storage = f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return {
+        "name": outcome.study_name,
+        "storage": storage,
+        "trials": len(outcome.trials),
+        "feasible": len(outcome.feasible),
+        "new_trials": outcome.new_trials,
+        "population": outcome.population,
+        "seconds": outcome.seconds,
+        "eval_seconds": outcome.eval_seconds,
+        "persist_seconds": outcome.persist_seconds,
+    }
+
+
+def best_trials_summary(results: list[TrialResult]) -> str:
+    """One line about a set of trials (for logs)."""
+    feasible = [r for r in results if r.feasible]
+    if not feasible:
+        return f"{len(results)} trials, none feasible"
+    best = max(feasible, key=lambda r: r.evaluation.val["accuracy"])
+    return f"{len(results)} trials, {len(feasible)} feasible, best val accuracy {100 * best.evaluation.val['accuracy']:.2f}%"
