@@ -7,6 +7,7 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -81,9 +82,10 @@ def show(
             f"core{'s' if len(ids) > 1 else ''} {','.join(map(str, ids))}: {core['name']} ({core['kind']}): {array} = {core['units']} units at "
             f"{core['unit_energy_pj']:g} pJ; dataflow {dataflow}"
         )
-        table = Table(title=escape(title), title_justify="left")
-        for column in ("memory", "holds", "size", "copies", "r/w bits/cc", "min r/w", "r/w pJ", "serves"):
-            table.add_column(column, overflow="fold")
+        table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column("memory", overflow="fold")
+        for column in ("holds", "size", "copies", "r/w bw", "min", "r/w pJ", "serves"):
+            table.add_column(column, no_wrap=True)
         for mem in core["memories"]:
             table.add_row(
                 mem["name"],
@@ -96,7 +98,10 @@ def show(
                 "all" if set(mem["served_dimensions"]) == all_dims else ",".join(mem["served_dimensions"]) or "-",
             )
         console.print(table)
-    console.print("sizes are per copy; 'serves' lists the array dimensions one copy is shared over")
+    console.print(
+        "size per copy; bw = port width and min = smallest access, bits (per cycle); pJ per access; "
+        "serves = array dimensions one copy is shared over"
+    )
     if summary["links"]:
         table = Table(title="links (a bus is one medium shared by all its cores)", title_justify="left")
         for column in ("cores", "bits/cycle", "pJ/bit", "kind"):

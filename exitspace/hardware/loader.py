@@ -35,9 +35,11 @@ def detect_kind(data: Any, label: str) -> FileKind:
         return "exitspace-system"
     if isinstance(data.get("cores"), dict):
         return "stream"
-    if isinstance(data.get("memories"), dict):
-        return "zigzag"
-    if isinstance(data.get("memories"), list):
+    if "memories" in data:
+        array = data.get("operational_array")
+        zigzag_array = isinstance(array, dict) and ("dimensions" in array or "unit_energy" in array)
+        if isinstance(data["memories"], dict) or (zigzag_array and "id" not in data):
+            return "zigzag"
         return "exitspace-core"
     raise ConfigError(
         f"{label}: not a hardware description; expected 'memories' (a core, ZigZag schema) or 'cores' (a system, Stream schema)"
