@@ -1,0 +1,30 @@
+"""Dynamic stage: exit policies and thresholds, exit ratios and accuracy, dynamic-inference metrics.
+
+Entry points: :func:`~exitspace.dynamic.evaluate.evaluate_design` (one design end to end),
+:func:`~exitspace.dynamic.metrics.dynamic_metrics` (metrics of a schedule for given ratios),
+:class:`~exitspace.dynamic.exits.ExitScorer` (vectorised threshold scoring on an exit table) and
+:func:`~exitspace.dynamic.calibration.calibrate`. Definitions: docs/metrics.md.
+"""
+
+from exitspace.dynamic.calibration import Calibration, calibrate
+from exitspace.dynamic.confidence import CONFIDENCES, confidence
+from exitspace.dynamic.evaluate import Evaluation, evaluate_design
+from exitspace.dynamic.exits import ExitOutcome, ExitScorer, ScoreBatch, parse_thresholds
+from exitspace.dynamic.metrics import DynamicMetrics, StaticBaseline, dynamic_metrics, latency_percentiles
+
+__all__ = [
+    "CONFIDENCES",
+    "Calibration",
+    "DynamicMetrics",
+    "Evaluation",
+    "ExitOutcome",
+    "ExitScorer",
+    "ScoreBatch",
+    "StaticBaseline",
+    "calibrate",
+    "confidence",
+    "dynamic_metrics",
+    "evaluate_design",
+    "latency_percentiles",
+    "parse_thresholds",
+]

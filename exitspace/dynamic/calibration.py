@@ -1,0 +1,144 @@
+"""Per-exit threshold calibration on the validation split, reported on the test split.
+
+Two targets:
+
+- ``target_drop`` (percentage points): the cheapest thresholds whose val accuracy is at least the
+  final-exit-only val accuracy minus the drop;
+- ``max_cost``: the most accurate thresholds whose expected cost is at most the budget.
+
+Expected cost of a threshold vector = ``ratios . cost_per_exit``, with ``cost_per_exit[i]`` what a sample
+leaving at exit i costs (e.g. ``E_cum,i * L_cum,i`` from a schedule, which makes the expected cost the
+paper's average product; any per-exit cost works). Search: a sweep of one shared threshold (the paper's
+rule, on a fine grid), then coordinate descent over the exits, each step scoring every grid value of
+one exit at once (grid = quantiles of that exit's val confidences, plus "never"), until no step helps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from exitspace.dynamic.exits import ExitOutcome, ExitScorer, ScoreBatch
+from exitspace.errors import ConfigError
+
+
+@dataclass
+class Calibration:
+    """Chosen thresholds with their val (and test) outcome and cost."""
+
+    target: str
+    target_value: float
+    thresholds: list[float]
+    feasible: bool
+    val: ExitOutcome
+    val_cost: float
+    reference_accuracy: float
+    vectors_scored: int
+    test: ExitOutcome | None = None
+    test_cost: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {
+            "target": self.target,
+            "target_value": self.target_value,
+            "thresholds": [None if not np.isfinite(t) else float(t) for t in self.thresholds],
+            "feasible": self.feasible,
+            "reference_accuracy": self.reference_accuracy,
+            "vectors_scored": self.vectors_scored,
+            "val": self.val.to_dict(),
+            "val_cost": self.val_cost,
+            "test": None if self.test is None else self.test.to_dict(),
+            "test_cost": self.test_cost,
+        }
+
+
+def threshold_grid(scorer: ExitScorer, exit_index: int, size: int) -> np.ndarray:
+    """Candidate thresholds of one exit: ``size`` quantiles of its confidences, deduplicated, plus inf."""
+    values = np.quantile(scorer.conf[exit_index], np.linspace(0.0, 1.0, size))
+    return np.concatenate([np.unique(values.astype(np.float32)), [np.inf]])
+
+
+class _Chooser:
+    def __init__(self, cost: np.ndarray, min_accuracy: float | None, max_cost: float | None) -> None:
+        self.cost, self.min_accuracy, self.max_cost = cost, min_accuracy, max_cost
+
+    def keys(self, batch: ScoreBatch) -> np.ndarray:
+        """[M, 3] lexicographic keys (smaller is better): infeasible flag, primary, secondary."""
+        cost = batch.ratios @ self.cost
+        acc = batch.accuracy
+        if self.min_accuracy is not None:
+            infeasible = acc < self.min_accuracy - 1e-12
+            return np.stack([infeasible, np.where(infeasible, -acc, cost), -acc], axis=1)
+        infeasible = cost > self.max_cost * (1 + 1e-12)
+        return np.stack([infeasible, np.where(infeasible, cost, -acc), cost], axis=1)
+
+    def best(self, batch: ScoreBatch) -> tuple[int, np.ndarray]:
+        keys = self.keys(batch)
+        order = np.lexsort(keys.T[::-1])
+        return int(order[0]), keys[order[0]]
+
+
+def calibrate(
+    val: ExitScorer,
+    cost_per_exit: Sequence[float],
+    target_drop: float | None = None,
+    max_cost: float | None = None,
+    test: ExitScorer | None = None,
+    grid_size: int = 64,
+    max_passes: int = 8,
+) -> Calibration:
+    """Pick per-exit thresholds on ``val`` for one target (see module docstring); report on ``test``."""
+    if (target_drop is None) == (max_cost is None):
+        raise ConfigError("calibration: give exactly one of target_drop (accuracy points) or max_cost")
+    cost = np.asarray(cost_per_exit, dtype=float)
+    if cost.shape != (val.num_exits,) or not np.all(np.isfinite(cost)):
+        raise ConfigError(f"calibration: cost_per_exit needs {val.num_exits} finite values (got {cost.tolist()})")
+    if target_drop is not None and target_drop < 0:
+        raise ConfigError(f"target_drop: {target_drop} is negative; give the accepted accuracy loss in points")
+    reference = val.final_accuracy
+    chooser = _Chooser(
+        cost,
+        None if target_drop is None else reference - target_drop / 100.0,
+        max_cost,
+    )
+    early = val.num_exits - 1
+    scored = 0
+    shared = np.concatenate([np.linspace(0.0, 1.0, 201, dtype=np.float32), [np.inf]])
+    vectors = np.repeat(shared[:, None], max(early, 1), axis=1)[:, :early]
+    if early == 0:
+        vectors = np.zeros((1, 0), dtype=np.float32)
+    batch = val.score(vectors)
+    scored += len(vectors)
+    pick, best_key = chooser.best(batch)
+    current = vectors[pick].copy()
+    grids = [threshold_grid(val, e, grid_size) for e in range(early)]
+    for _ in range(max_passes):
+        improved = False
+        for e in range(early):
+            trial = np.repeat(current[None, :], grids[e].size, axis=0)
+            trial[:, e] = grids[e]
+            batch = val.score(trial)
+            scored += len(trial)
+            pick, key = chooser.best(batch)
+            if tuple(key) < tuple(best_key) and trial[pick, e] != current[e]:
+                current, best_key, improved = trial[pick].copy(), key, True
+        if not improved:
+            break
+    val_outcome = val.outcome(current)
+    result = Calibration(
+        target="accuracy_drop" if target_drop is not None else "cost",
+        target_value=float(target_drop if target_drop is not None else max_cost),
+        thresholds=[float(t) for t in current],
+        feasible=not bool(best_key[0]),
+        val=val_outcome,
+        val_cost=float(np.dot(val_outcome.ratios, cost)),
+        reference_accuracy=reference,
+        vectors_scored=scored,
+    )
+    if test is not None:
+        result.test = test.outcome(current)
+        result.test_cost = float(np.dot(result.test.ratios, cost))
+    return result
