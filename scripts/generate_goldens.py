@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from exitspace.cost.zigzag_backend import ZigZagBackend, layer_key
-from exitspace.hardware.model import Core, MemoryLevel, OperationalArray
+from exitspace import hardware
+from exitspace.hardware.model import Core
 from exitspace.workload.layer import Layer, OpType, Precision
 
 GOLDEN_FORMAT = "exitspace.goldens"
@@ -34,62 +35,9 @@ DEFAULT_OUT = ROOT / "tests" / "goldens"
 # ------------------------------------------------------------------------------------------------ cores
 
 
-def _hand_edge_tpu_like() -> Core:
-    """The paper's Edge-TPU-like compute core (paper-setup.md section 4), until the hardware presets land."""
-    all_dims = ("D1", "D2", "D3", "D4")
-    return Core(
-        id=0,
-        name="edge_tpu_like",
-        operational_array=OperationalArray(unit_energy_pj=0.04, sizes={"D1": 8, "D2": 8, "D3": 4, "D4": 4}),
-        memories=(
-            MemoryLevel(name="rf_w", size_bits=32, r_bw=32, w_bw=32, r_cost=0.01, w_cost=0.01,
-                        operands=("W",), served_dimensions=("D3", "D4")),
-            MemoryLevel(name="rf_o", size_bits=32, r_bw=32, w_bw=32, r_cost=0.02, w_cost=0.02,
-                        operands=("O",), served_dimensions=("D2",), r_port=2, w_port=2),
-            MemoryLevel(name="sram_w_32KB", size_bits=32 * 1024 * 8, r_bw=512, w_bw=512, r_cost=22.9, w_cost=52.01,
-                        operands=("W",), served_dimensions=all_dims, min_r_granularity=64, min_w_granularity=64),
-            MemoryLevel(name="sram_act_2MB", size_bits=2 * 1024 * 1024 * 8, r_bw=2048, w_bw=2048, r_cost=416.16,
-                        w_cost=378.4, operands=("I", "O"), served_dimensions=all_dims,
-                        min_r_granularity=64, min_w_granularity=64),
-            MemoryLevel(name="dram", size_bits=10_000_000_000, r_bw=64, w_bw=64, r_cost=700, w_cost=750,
-                        operands=("W", "I", "O"), served_dimensions=all_dims, r_port=0, w_port=0, rw_port=1),
-        ),
-        dataflow={"D1": ("K",), "D2": ("C",), "D3": ("OX",), "D4": ("OY",)},
-    )
-
-
-def _hand_tpu_like() -> Core:
-    """ZigZag's bundled tpu_like core (inputs/hardware/tpu_like.yaml, mapping K32 x C32), minus its systolic drain."""
-    dims = ("D1", "D2")
-    return Core(
-        id=0,
-        name="tpu_like",
-        operational_array=OperationalArray(unit_energy_pj=0.04, sizes={"D1": 32, "D2": 32}),
-        memories=(
-            MemoryLevel(name="rf_128B", size_bits=1024, r_bw=8, w_bw=8, r_cost=0.095, w_cost=0.095, operands=("W",)),
-            MemoryLevel(name="rf_2B", size_bits=16, r_bw=16, w_bw=16, r_cost=0.021, w_cost=0.021, operands=("O",),
-                        r_port=2, w_port=2),
-            MemoryLevel(name="sram_2MB", size_bits=16_777_216, r_bw=2048, w_bw=2048, r_cost=416.16, w_cost=378.4,
-                        operands=("I", "O"), served_dimensions=dims, min_r_granularity=64, min_w_granularity=64),
-            MemoryLevel(name="dram", size_bits=10_000_000_000, r_bw=64, w_bw=64, r_cost=700, w_cost=750,
-                        operands=("W", "I", "O"), served_dimensions=dims, r_port=0, w_port=0, rw_port=1),
-        ),
-        dataflow={"D1": ("K",), "D2": ("C",)},
-    )
-
-
 def load_core(name: str) -> Core:
-    """The hardware presets' core when they exist, else the hand-built one above."""
-    try:
-        from exitspace.hardware.presets import load_core as preset_core  # type: ignore[import-not-found]
-
-        return preset_core(name)
-    except ImportError:
-        pass
-    hand = {"edge_tpu_like": _hand_edge_tpu_like, "tpu_like": _hand_tpu_like}
-    if name not in hand:
-        raise SystemExit(f"--cores: unknown core {name!r}; known: {sorted(hand)}")
-    return hand[name]()
+    """A core preset of the hardware stage (``edge_tpu_like``: the paper's core; ``tpu_like``: ZigZag's)."""
+    return hardware.load_core(name)
 
 
 # ------------------------------------------------------------------------------------------------ layer sets
@@ -117,11 +65,13 @@ def ox_sweep() -> list[Layer]:
 
 
 def resnet20() -> list[Layer]:
-    """ResNet-20 (CIFAR) MAC layers, plus the option-B 1x1 stride-2 shortcut convs."""
-    try:  # the workload engineer's builder, once it exists
-        from exitspace.workload.builders import resnet20_workload  # type: ignore[import-not-found]
+    """ResNet-20 (CIFAR) MAC layers with its exit heads, plus the option-B 1x1 stride-2 shortcut convs."""
+    shortcuts = [_conv("optionB_s2_short", 32, 16, 16, kernel=1, stride=2),
+                 _conv("optionB_s3_short", 64, 32, 8, kernel=1, stride=2)]
+    try:  # the workload stage's builder (option-A shortcuts, paper heads)
+        from exitspace.workload.paper import resnet20_workload
 
-        return [layer for layer in resnet20_workload() if layer.op.is_mac]
+        return [layer for layer in resnet20_workload() if layer.op.is_mac] + shortcuts
     except ImportError:
         pass
     layers = [_conv("stem", 16, 3, 32)]
@@ -146,7 +96,7 @@ _EXITS = "ABCDEFGHIJ"
 def mobilenetv2() -> list[Layer]:
     """The paper's MobileNetV2-CIFAR backbone and every exit head's FC layers (1- and 2-layer heads)."""
     try:
-        from exitspace.workload.builders import paper_mobilenetv2_workload  # type: ignore[import-not-found]
+        from exitspace.workload.paper import paper_mobilenetv2_workload
 
         return [layer for layer in paper_mobilenetv2_workload() if layer.op.is_mac]
     except ImportError:

@@ -27,11 +27,11 @@ import yaml
 
 from exitspace.cost.base import LayerCost
 from exitspace.errors import ConfigError, ExitspaceError
-from exitspace.hardware.model import Core, MemoryLevel
+from exitspace.hardware.model import Core
+from exitspace.hardware.zigzag_yaml import zigzag_core_dict
 from exitspace.workload.layer import Layer
 
 ADAPTER_VERSION = "1"
-_OPERAND_TO_ZZ = {"W": "I2", "I": "I1", "O": "O"}
 _LOOP_DIMS = ("B", "K", "G", "OX", "OY", "C", "FX", "FY")
 _EQUATION = "O[b][g][k][oy][ox]+=W[g][k][c][fy][fx]*I[b][g][c][iy][ix]"
 
@@ -74,111 +74,17 @@ def layer_key(layer: Layer) -> tuple[Any, ...]:
 # Core -> ZigZag accelerator description
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)
-
-
-def _port_allocations(mem: MemoryLevel) -> tuple[list[str], list[str]]:
-    """Read-side and write-side port allocations (ZigZag's tl/th and fh/fl) of one memory level."""
-    reads: list[str] = []
-    writes: list[str] = []
-    for operand in mem.operands:
-        zz = _OPERAND_TO_ZZ[operand]
-        reads.append(f"{zz}, tl")
-        writes.append(f"{zz}, fh")
-        if operand == "O":
-            reads.append("O, th")
-            writes.append("O, fl")
-    return reads, writes
-
-
-def _spread(allocations: list[str], ports: int) -> list[list[str]]:
-    """Round-robin the allocations over ``ports`` ports (at least one)."""
-    ports = max(1, min(ports, len(allocations)))
-    groups: list[list[str]] = [[] for _ in range(ports)]
-    for index, allocation in enumerate(allocations):
-        groups[index % ports].append(allocation)
-    return groups
-
-
-def _memory_dict(mem: MemoryLevel) -> dict[str, Any]:
-    reads, writes = _port_allocations(mem)
-    ports: list[dict[str, Any]] = []
-    if mem.r_port == 0 and mem.w_port == 0:
-        ports.append(
-            {
-                "name": "rw_port_1",
-                "type": "read_write",
-                "bandwidth_min": mem.min_r_granularity or mem.r_bw,
-                "bandwidth_max": mem.r_bw,
-                "allocation": reads + writes,
-            }
-        )
-    else:
-        if mem.r_port < 1 or mem.w_port < 1:
-            raise ConfigError(
-                f"memories[{mem.name}]: the zigzag backend needs r_port and w_port >= 1, or both 0 with rw_port >= 1"
-            )
-        for index, group in enumerate(_spread(reads, mem.r_port), start=1):
-            ports.append(
-                {
-                    "name": f"r_port_{index}",
-                    "type": "read",
-                    "bandwidth_min": min(mem.min_r_granularity or mem.r_bw, mem.r_bw),
-                    "bandwidth_max": mem.r_bw,
-                    "allocation": group,
-                }
-            )
-        for index, group in enumerate(_spread(writes, mem.w_port), start=1):
-            ports.append(
-                {
-                    "name": f"w_port_{index}",
-                    "type": "write",
-                    "bandwidth_min": min(mem.min_w_granularity or mem.w_bw, mem.w_bw),
-                    "bandwidth_max": mem.w_bw,
-                    "allocation": group,
-                }
-            )
-    return {
-        "size": int(mem.size_bits),
-        "r_cost": float(mem.r_cost),
-        "w_cost": float(mem.w_cost),
-        "area": float(mem.area),
-        "latency": int(mem.latency),
-        "operands": [_OPERAND_TO_ZZ[op] for op in mem.operands],
-        "ports": ports,
-        "served_dimensions": list(mem.served_dimensions),
-    }
-
-
 def accelerator_dict(core: Core) -> tuple[dict[str, Any], dict[str, str]]:
-    """ZigZag's accelerator YAML content for ``core`` and the map ZigZag memory name -> our level name."""
-    names: dict[str, str] = {}
-    memories: dict[str, Any] = {}
-    for mem in core.memories:
-        zz_name = _safe_name(mem.name)
-        if zz_name in names:
-            raise ConfigError(f"core {core.name!r}.memories: two levels named like {mem.name!r}; give unique names")
-        names[zz_name] = mem.name
-        memories[zz_name] = _memory_dict(mem)
-    array = core.operational_array
-    dims = list(array.sizes)
-    for dim in dims:
+    """ZigZag's accelerator YAML content for ``core`` (the hardware stage's writer) and the map ZigZag memory
+    name -> our level name."""
+    accelerator = zigzag_core_dict(core)
+    accelerator.pop("dataflows", None)  # the spatial mapping goes through the mapping file instead
+    for dim in accelerator["operational_array"]["dimensions"]:
         if not re.fullmatch(r"D\d", dim):
             raise ConfigError(
                 f"core {core.name!r}.operational_array.sizes: dimension {dim!r} must be named D1..D9 for zigzag"
             )
-    accelerator = {
-        "name": _safe_name(core.name),
-        "memories": memories,
-        "operational_array": {
-            "unit_energy": float(array.unit_energy_pj),
-            "unit_area": float(array.unit_area),
-            "dimensions": dims,
-            "sizes": [int(array.sizes[d]) for d in dims],
-        },
-    }
-    return accelerator, names
+    return accelerator, {mem.name: mem.name for mem in core.memories}
 
 
 # ----------------------------------------------------------------------------------------------------------------
