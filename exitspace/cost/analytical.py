@@ -1,0 +1,721 @@
+"""The analytical cost backend: ZigZag's cost semantics in closed form, vectorised with numpy.
+
+One pass evaluates many layers at once: every layer is expanded into a handful of canonical temporal loop
+orders, each order is allocated greedily to the memory hierarchy (innermost level first, as much of the order
+as fits, the outermost level takes the rest), access counts, energies, bandwidth stalls and on/off-loading are
+computed per (layer, order), and each layer keeps its minimum-latency order (ties: minimum energy), which is
+ZigZag's ``opt="latency"`` criterion. The equations are documented in ``docs/cost-model.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from exitspace.cost.base import LayerCost
+from exitspace.errors import ConfigError
+from exitspace.hardware.model import Core, MemoryLevel
+from exitspace.workload.layer import Layer, OpType
+
+ANALYTICAL_VERSION = "1.0.0"
+
+DIMS = ("B", "K", "G", "C", "OX", "OY", "FX", "FY")
+_B, _K, _G, _C, _OX, _OY, _FX, _FY = range(8)
+_DIM_INDEX = {name: i for i, name in enumerate(DIMS)}
+
+# Loop dimensions that index each operand ("I2" is the second input of an element-wise add).
+RELEVANT: dict[str, tuple[int, ...]] = {
+    "W": (_K, _G, _C, _FX, _FY),
+    "I": (_B, _G, _C, _OX, _OY, _FX, _FY),
+    "I2": (_B, _G, _OX, _OY),
+    "O": (_B, _K, _G, _OX, _OY),
+}
+# Which core memory operand stores each layer operand.
+STORAGE = {"W": "W", "I": "I", "I2": "I", "O": "O"}
+
+# Canonical temporal loop orders, innermost loop first (a small stand-in for LOMA's permutation search).
+ORDERS: tuple[tuple[int, ...], ...] = (
+    (_C, _FX, _FY, _OY, _OX, _K, _G, _B),
+    (_C, _FX, _FY, _K, _OY, _OX, _G, _B),
+    (_FX, _FY, _C, _OY, _OX, _K, _G, _B),
+    (_K, _C, _FX, _FY, _OY, _OX, _G, _B),
+    (_OY, _OX, _C, _FX, _FY, _K, _G, _B),
+    (_K, _OY, _OX, _C, _FX, _FY, _G, _B),
+    (_C, _FX, _FY, _G, _OY, _OX, _K, _B),
+    (_FX, _FY, _G, _OY, _OX, _C, _K, _B),
+    (_G, _FX, _FY, _OY, _OX, _C, _K, _B),
+    (_FX, _FY, _OY, _OX, _C, _K, _G, _B),
+)
+_ORDER_ARRAY = np.array(ORDERS, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Core description, pre-digested once per core
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Level:
+    index: int  # position in core.memories
+    mem: MemoryLevel
+    served: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CorePlan:
+    """What the engine needs from a core: array dims, dataflow and each operand's memory chain."""
+
+    core: Core
+    array_dims: tuple[str, ...]
+    array_sizes: tuple[int, ...]
+    dataflow: tuple[int | None, ...]  # loop dim index unrolled on each array dim (None: nothing)
+    chains: dict[str, tuple[_Level, ...]]  # core operand -> its levels, innermost first
+    units: int
+
+    def first_served(self, operand: str) -> list[list[int]]:
+        """For each level of ``operand``, the array dims (indices) first served at that level."""
+        seen: set[str] = set()
+        out: list[list[int]] = []
+        for lvl in self.chains[operand]:
+            new = [i for i, d in enumerate(self.array_dims) if d in lvl.served and d not in seen]
+            seen |= set(lvl.served)
+            out.append(new)
+        return out
+
+
+@lru_cache(maxsize=64)
+def _plan_cached(core_json: str) -> CorePlan:
+    core = Core.model_validate_json(core_json)
+    return _build_plan(core)
+
+
+def core_plan(core: Core) -> CorePlan:
+    """The pre-digested plan of a core (memoised on the core's JSON form)."""
+    return _plan_cached(core.model_dump_json())
+
+
+def _build_plan(core: Core) -> CorePlan:
+    dims = tuple(core.operational_array.sizes)
+    sizes = tuple(core.operational_array.sizes[d] for d in dims)
+    flow: list[int | None] = []
+    for d in dims:
+        loops = core.dataflow.get(d, ())
+        flow.append(_DIM_INDEX[loops[0]] if loops else None)
+    if all(f is None for f in flow):
+        flow[0] = _K
+    chains: dict[str, tuple[_Level, ...]] = {}
+    for operand in ("W", "I", "O"):
+        chains[operand] = tuple(
+            _Level(i, mem, frozenset(mem.served_dimensions))
+            for i, mem in enumerate(core.memories)
+            if operand in mem.operands
+        )
+    return CorePlan(core, dims, sizes, tuple(flow), chains, core.operational_array.units)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layers as arrays
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _operands_of(op: OpType) -> tuple[str, ...]:
+    if op.is_mac:
+        return ("W", "I", "O")
+    if op == OpType.ADD:
+        return ("I", "I2", "O")
+    return ("I", "O")
+
+
+def layer_loops(layer: Layer) -> tuple[int, ...]:
+    """ZigZag loop sizes (B, K, G, C, OX, OY, FX, FY): K and C per group, G the number of groups."""
+    g = layer.groups
+    if layer.op.is_mac:
+        return (layer.B, layer.K // g, g, layer.C // g, layer.OX, layer.OY, layer.FX, layer.FY)
+    # pooling / element-wise: one op per output element and kernel tap, per channel
+    return (layer.B, 1, layer.K, 1, layer.OX, layer.OY, layer.FX, layer.FY)
+
+
+def _mac_scaling(core: Core, bits: int) -> tuple[float, float]:
+    """(throughput per unit per cycle, energy per MAC) at ``bits``."""
+    arr = core.operational_array
+    if not arr.precision_scaling:
+        return 1.0, arr.unit_energy_pj
+    table = arr.precision_scaling
+    fitting = sorted(b for b in table if b >= bits)
+    key = fitting[0] if fitting else max(table)
+    return table[key].throughput, table[key].energy_pj
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The engine
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _footprint(operand: str, p: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """Elements of ``operand`` touched by loops with per-dim products ``p`` (..., 8)."""
+    if operand == "W":
+        return p[..., _K] * p[..., _G] * p[..., _C] * p[..., _FX] * p[..., _FY]
+    if operand == "O" or operand == "I2":
+        k = p[..., _K] if operand == "O" else 1.0
+        return p[..., _B] * k * p[..., _G] * p[..., _OX] * p[..., _OY]
+    ix = stride[..., 0] * (p[..., _OX] - 1) + p[..., _FX]
+    iy = stride[..., 1] * (p[..., _OY] - 1) + p[..., _FY]
+    return p[..., _B] * p[..., _G] * p[..., _C] * ix * iy
+
+
+def _largest_divisor_fitting(rem: np.ndarray, ok: "callable") -> np.ndarray:  # type: ignore[valid-type]
+    """Per row, the largest divisor f of ``rem`` with ``ok(f)`` true (1 if none)."""
+    if rem.size == 0:
+        return rem.copy()
+    top = int(rem.max())
+    cand = np.arange(1, top + 1, dtype=np.float64)[None, :]
+    r = rem[:, None]
+    mask = (np.mod(r, cand) == 0) & (cand <= r) & ok(cand)
+    idx = np.where(mask, cand, 1.0)
+    return idx.max(axis=1)
+
+
+@dataclass
+class _Transfer:
+    """One periodic data movement of one operand at one memory (per instance of that memory)."""
+
+    level: int  # core.memories index
+    is_read: bool
+    toward_high: bool  # direction relative to this memory: True = to/from the level above
+    operand: str
+    bits: np.ndarray  # bits per period per instance
+    periods: np.ndarray  # period count
+    period: np.ndarray  # cycles per period
+    allowed: np.ndarray  # cycles allowed per period
+    units: np.ndarray  # instances
+
+
+def evaluate_arrays(layers: Sequence[Layer], core: Core) -> dict[str, np.ndarray | list]:
+    """Cost every layer on ``core``; returns per-layer arrays (and per-level dicts) for the best loop order."""
+    plan = core_plan(core)
+    n = len(layers)
+    for layer in layers:
+        if layer.op not in core.ops:
+            raise ConfigError(
+                f"layer {layer.name!r}.op: core {core.name!r} ({core.kind.value}) cannot run {layer.op.value!r}; "
+                f"use a core that supports it (this one runs {[o.value for o in core.ops]})"
+            )
+    result = _empty_result(n, core)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, layer in enumerate(layers):
+        groups.setdefault(_operands_of(layer.op), []).append(i)
+    for operands, idx in groups.items():
+        sub = [layers[i] for i in idx]
+        part = _evaluate_group(sub, plan, operands)
+        for key, value in part.items():
+            if isinstance(result[key], list):
+                for j, i in enumerate(idx):
+                    result[key][i] = value[j]
+            else:
+                result[key][idx] = value
+    return result
+
+
+def _empty_result(n: int, core: Core) -> dict[str, np.ndarray | list]:
+    keys = (
+        "energy", "latency", "compute", "stall", "onload", "offload", "mac_energy",
+        "spatial_util", "util", "ideal",
+    )
+    out: dict[str, np.ndarray | list] = {k: np.zeros(n) for k in keys}
+    out["mem_energy"] = [None] * n
+    out["mem_traffic"] = [None] * n
+    out["order"] = np.zeros(n, dtype=np.int64)
+    return out
+
+
+def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str, ...]) -> dict:
+    core = plan.core
+    nl = len(layers)
+    no = len(ORDERS)
+    loops = np.array([layer_loops(l) for l in layers], dtype=np.float64)  # (nl, 8)
+    stride1 = np.array([l.stride for l in layers], dtype=np.float64)
+    prec_l = {
+        "W": np.array([l.precision.weight for l in layers], dtype=np.float64),
+        "I": np.array([l.precision.input for l in layers], dtype=np.float64),
+        "I2": np.array([l.precision.input for l in layers], dtype=np.float64),
+        "Of": np.array([l.precision.output for l in layers], dtype=np.float64),
+        "Op": np.array([l.precision.psum for l in layers], dtype=np.float64),
+    }
+    macs = np.array([l.macs for l in layers], dtype=np.float64)
+    scal = [_mac_scaling(core, max(l.precision.weight, l.precision.input)) for l in layers]
+    throughput = np.array([s[0] for s in scal])
+    mac_pj = np.array([s[1] for s in scal])
+
+    # ---- spatial unrolling (alignment effect): unroll = min(array size, loop size), temporal = ceil ----------
+    na = len(plan.array_dims)
+    u_int = np.ones((nl, na))
+    flow = np.full((nl, na), -1, dtype=np.int64)
+    for a, (size, dim) in enumerate(zip(plan.array_sizes, plan.dataflow)):
+        if dim is None:
+            continue
+        d = np.full(nl, dim, dtype=np.int64)
+        if dim == _K:  # depthwise / pooling / element-wise: K per group is 1, the groups take K's place
+            d = np.where((loops[:, _K] == 1) & (loops[:, _G] > 1), _G, _K)
+        flow[:, a] = d
+    unrolled = np.ones((nl, 8))
+    for a in range(na):
+        for dim in range(8):
+            sel = flow[:, a] == dim
+            if not sel.any():
+                continue
+            left = np.ceil(loops[sel, dim] / unrolled[sel, dim])
+            u = np.minimum(plan.array_sizes[a], left)
+            u_int[sel, a] = u
+            unrolled[sel, dim] *= u
+    temporal = np.ceil(loops / unrolled)  # (nl, 8)
+    frac_total = loops / temporal  # fractional unroll per dim (energy)
+    # fractional unroll per array dim: the whole correction on the first array dim of that loop dim
+    u_frac = u_int.copy()
+    for dim in range(8):
+        first_done = np.zeros(nl, dtype=bool)
+        for a in range(na):
+            sel = (flow[:, a] == dim) & ~first_done
+            if sel.any():
+                u_frac[sel, a] = u_int[sel, a] * frac_total[sel, dim] / unrolled[sel, dim]
+                first_done |= sel
+    total_cycles_l = np.prod(temporal, axis=1)
+    ideal = np.ceil(macs / plan.units)
+
+    # ---- expand to (layer, order) cases ---------------------------------------------------------------------
+    N = nl * no
+    rep = lambda x: np.repeat(x, no, axis=0)  # noqa: E731
+    T = rep(temporal)
+    stride = rep(stride1)
+    order = np.tile(_ORDER_ARRAY, (nl, 1))  # (N, 8)
+    uf = rep(u_frac)
+    ui = rep(u_int)
+    fl = rep(flow)
+    prec = {k: rep(v) for k, v in prec_l.items()}
+    total = np.prod(T, axis=1)
+    rows = np.arange(N)
+
+    def spatial_products(dim_sets: list[int], use_frac: bool) -> np.ndarray:
+        """(N, 8) product of unrolls over the given array dims, per loop dim."""
+        p = np.ones((N, 8))
+        u = uf if use_frac else ui
+        for a in dim_sets:
+            for dim in range(8):
+                sel = fl[:, a] == dim
+                p[sel, dim] *= u[sel, a]
+        return p
+
+    o_ir = [d for d in range(8) if d not in RELEVANT["O"]]
+
+    mem_energy: dict[int, dict[str, np.ndarray]] = {}
+    mem_traffic: dict[int, dict[str, np.ndarray]] = {}
+    transfers: list[_Transfer] = []
+    onload_links: dict[str, list[tuple[list[tuple[int, bool, np.ndarray, np.ndarray]], np.ndarray]]] = {}
+    offload_links: list[list[tuple[int, bool, np.ndarray, np.ndarray]]] = []
+    innermost_bits: dict[str, np.ndarray] = {}
+    used_bits: dict[int, np.ndarray] = {}  # per memory, bits already claimed by earlier operands
+
+    for operand in operands:
+        store = STORAGE[operand]
+        chain = plan.chains[store]
+        nlev = len(chain)
+        first = plan.first_served(store)
+        rel = RELEVANT[operand]
+        irr = [d for d in range(8) if d not in rel]
+        is_out = operand == "O"
+        p_in = prec[operand] if not is_out else None
+
+        # --- greedy allocation of the order to the levels --------------------------------------------------
+        alloc = np.ones((nlev, N, 8))
+        rem = T.copy()
+        cum = np.ones((N, 8))
+        served_so_far: list[int] = []
+        for m, lvl in enumerate(chain):
+            served_so_far = served_so_far + first[m]
+            sp = spatial_products(served_so_far, use_frac=False)
+            sp_above_ir = np.zeros(N, dtype=bool)
+            if is_out:
+                later = [a for mm in range(m + 1, nlev) for a in first[mm]]
+                sp_later = spatial_products(later, use_frac=False)
+                sp_above_ir = np.any(sp_later[:, o_ir] > 1, axis=1)
+            if m == nlev - 1:
+                alloc[m] = rem
+                cum = cum * rem
+                rem = np.ones_like(rem)
+                break
+            cap = lvl.mem.size_bits - used_bits.get(lvl.index, np.zeros(N))
+            # ZigZag sizes outputs at partial-sum width while any reduction loop is still unallocated
+            if is_out:
+                partial_here = np.any(rem[:, o_ir] > 1, axis=1) | sp_above_ir
+                lvl_bits = np.where(partial_here, prec["Op"], prec["Of"])
+            else:
+                lvl_bits = p_in
+            open_ = np.ones(N, dtype=bool)
+            for j in range(8):
+                d = order[:, j]
+                r = rem[rows, d]
+                base = cum.copy()
+
+                def fits(f: np.ndarray, sel: np.ndarray = None) -> np.ndarray:  # type: ignore[assignment]
+                    b = base if sel is None else base[sel]
+                    dd = d if sel is None else d[sel]
+                    rr = rows if sel is None else np.arange(len(dd))
+                    p = b.copy()
+                    p[rr, dd] = p[rr, dd] * f
+                    fp = _footprint(operand, p * (sp if sel is None else sp[sel]), stride if sel is None else stride[sel])
+                    bits = lvl_bits if sel is None else lvl_bits[sel]
+                    return fp * bits <= (cap if sel is None else cap[sel])
+
+                full = fits(r) & open_
+                take = np.where(full, r, 1.0)
+                partial_rows = open_ & ~full & (r > 1)
+                if partial_rows.any():
+                    sel = np.nonzero(partial_rows)[0]
+                    rs = r[sel]
+                    bsel = base[sel]
+                    dsel = d[sel]
+                    spsel = sp[sel]
+                    strsel = stride[sel]
+                    capsel = cap[sel]
+
+                    def ok(cand: np.ndarray) -> np.ndarray:
+                        k = len(sel)
+                        pk = np.repeat(bsel[:, None, :], cand.shape[1], axis=1)
+                        pk[np.arange(k), :, dsel] = pk[np.arange(k), :, dsel] * cand
+                        fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :])
+                        return fp * lvl_bits[sel][:, None] <= capsel[:, None]
+
+                    f = _largest_divisor_fitting(rs, ok)
+                    take[sel] = f
+                open_ = open_ & full
+                alloc[m, rows, d] = take
+                cum[rows, d] = cum[rows, d] * take
+                rem[rows, d] = rem[rows, d] / take
+            # bits this operand occupies at this memory (for operands sharing it later)
+            fp_here = _footprint(operand, cum * sp, stride)
+            bits_here = fp_here * lvl_bits
+            used_bits[lvl.index] = used_bits.get(lvl.index, np.zeros(N)) + bits_here
+
+        # --- per-level quantities ---------------------------------------------------------------------------
+        tcum = np.cumprod(alloc, axis=0)  # (nlev, N, 8) temporal products at levels <= m
+        cyc_le = np.prod(tcum, axis=2)  # (nlev, N)
+        served_so_far = []
+        data_le = []  # per-instance elements at level m (temporal <= m, spatial served <= m)
+        data_low = []  # per-instance elements fetched for one refill of what is below (temporal < m)
+        units = []
+        for m, lvl in enumerate(chain):
+            served_so_far = served_so_far + first[m]
+            sp_f = spatial_products(served_so_far, use_frac=True)
+            below_t = tcum[m - 1] if m > 0 else np.ones((N, 8))
+            data_le.append(_footprint(operand, tcum[m] * sp_f, stride))
+            data_low.append(_footprint(operand, below_t * sp_f, stride))
+            not_served = [a for a, dname in enumerate(plan.array_dims) if dname not in lvl.served]
+            units.append(np.prod(uf[:, not_served], axis=1) if not_served else np.ones(N))
+        # psum flag per level: partial outputs live at level m (ir loops at levels >= m or spatial ir above m)
+        psum_flag = []
+        if is_out:
+            for m in range(nlev):
+                t_ir = np.any(np.prod(alloc[m:], axis=0)[:, o_ir] > 1, axis=1)
+                later = [a for mm in range(m + 1, nlev) for a in first[mm]]
+                s_ir = np.any(spatial_products(later, use_frac=False)[:, o_ir] > 1, axis=1) if later else np.zeros(N, bool)
+                psum_flag.append(t_ir | s_ir)
+            psum_flag.append(np.zeros(N, dtype=bool))
+        # stationarity of the innermost level's reads (ZigZag: same data is no new access)
+        stat = np.ones(N)
+        if not is_out:
+            going = np.ones(N, dtype=bool)
+            for j in range(8):
+                d = order[:, j]
+                f = alloc[0, rows, d]
+                is_irr = np.isin(d, irr)
+                mult = going & is_irr & (f > 1)
+                stat = np.where(mult, stat * f, stat)
+                going = going & ~((~is_irr) & (f > 1))
+        # top irrelevant loop product per level (for the non-double-buffered update window)
+        top_ir = []
+        for m in range(nlev):
+            t = np.ones(N)
+            going = np.ones(N, dtype=bool)
+            for j in range(7, -1, -1):
+                d = order[:, j]
+                f = alloc[m, rows, d]
+                is_irr = np.isin(d, irr)
+                t = np.where(going & is_irr & (f > 1), t * f, t)
+                going = going & ~((~is_irr) & (f > 1))
+            top_ir.append(t)
+        # double buffering: the level holds at most half its capacity
+        dbuf = []
+        for m, lvl in enumerate(chain):
+            occ = used_bits.get(lvl.index, np.zeros(N)) if m < nlev - 1 else np.zeros(N)
+            dbuf.append(occ <= 0.5 * lvl.mem.size_bits)
+
+        def add(level: _Level, is_read: bool, high: bool, bits_el: np.ndarray, amount: np.ndarray,
+                periods: np.ndarray, period: np.ndarray, allowed: np.ndarray, unit: np.ndarray) -> None:
+            mem = level.mem
+            bits = amount * bits_el
+            bw = mem.r_bw if is_read else mem.w_bw
+            gran = (mem.min_r_granularity if is_read else mem.min_w_granularity) or bw
+            gran = min(gran, bw)
+            accesses = np.floor(np.ceil(np.round(bits / gran, 9)) * (gran / bw) * periods * unit + 1e-9)
+            cost = mem.r_cost if is_read else mem.w_cost
+            e = mem_energy.setdefault(level.index, {})
+            e[store] = e.get(store, 0.0) + accesses * cost
+            t = mem_traffic.setdefault(level.index, {})
+            t[store] = t.get(store, 0.0) + bits * periods * unit
+            transfers.append(_Transfer(level.index, is_read, high, operand, bits, periods, period, allowed, unit))
+
+        zeros = np.zeros(N)
+        if not is_out:
+            innermost_bits[operand] = data_le[0] * p_in
+            links = []
+            for m, lvl in enumerate(chain):
+                # reads towards the level below (or the array)
+                per = stat if m == 0 else cyc_le[m - 1]
+                allowed_low = np.where(dbuf[m - 1], per, per / top_ir[m - 1]) if m > 0 else per
+                add(lvl, True, False, p_in, data_low[m], total / per, per, allowed_low, units[m])
+                if m < nlev - 1:
+                    per_h = cyc_le[m]
+                    allowed_h = np.where(dbuf[m], per_h, per_h / top_ir[m])
+                    add(lvl, False, True, p_in, data_le[m], total / per_h, per_h, allowed_h, units[m])
+                    # on-loading link m <- m+1: (memory index, is_read, bits per instance, periods)
+                    nxt = chain[m + 1]
+                    links.append(([
+                        (lvl.index, False, data_le[m] * p_in, total / per_h, True),
+                        (nxt.index, True, data_low[m + 1] * p_in, total / per_h, False),
+                    ], total / per_h))
+            onload_links[operand] = links  # type: ignore[assignment]
+        else:
+            innermost_bits["O"] = data_le[0] * np.where(psum_flag[0], prec["Op"], prec["Of"])
+            for m, lvl in enumerate(chain):
+                per = cyc_le[m - 1] if m > 0 else np.ones(N)
+                pbits_low = np.where(psum_flag[m], prec["Op"], prec["Of"])
+                allowed_low = np.where(dbuf[m - 1], per, per / top_ir[m - 1]) if m > 0 else per
+                add(lvl, False, False, pbits_low, data_low[m], total / per, per, allowed_low, units[m])
+                add(lvl, True, False, np.where(psum_flag[m], pbits_low, 0.0), data_low[m], total / per, per,
+                    allowed_low, units[m])
+                if m < nlev - 1:
+                    per_h = cyc_le[m]
+                    pbits_h = np.where(psum_flag[m + 1], prec["Op"], prec["Of"])
+                    allowed_h = np.where(dbuf[m], per_h, per_h / top_ir[m])
+                    add(lvl, True, True, pbits_h, data_le[m], total / per_h, per_h, allowed_h, units[m])
+                    add(lvl, False, True, np.where(psum_flag[m + 1], pbits_h, 0.0), data_le[m], total / per_h,
+                        per_h, allowed_h, units[m])
+                    nxt = chain[m + 1]
+                    offload_links.append([
+                        (lvl.index, True, data_le[m] * pbits_h, total / per_h, True),
+                        (nxt.index, False, data_low[m + 1] * pbits_h, total / per_h, False),
+                    ])
+        del zeros
+
+    # ---- latency: stalls per port, on-loading, off-loading ----------------------------------------------------
+    def port_of(level: int, is_read: bool, high: bool = False) -> tuple[int, str]:
+        mem = core.memories[level]
+        if mem.rw_port > 0 and (mem.r_port == 0 or mem.w_port == 0):
+            return (level, "rw")
+        count = mem.r_port if is_read else mem.w_port
+        side = "h" if (high and count >= 2) else ""
+        return (level, ("r" if is_read else "w") + side)
+
+    def port_bw(level: int, is_read: bool) -> int:
+        mem = core.memories[level]
+        return mem.r_bw if is_read else mem.w_bw
+
+    ports: dict[tuple[int, str], list[_Transfer]] = {}
+    for t in transfers:
+        ports.setdefault(port_of(t.level, t.is_read, t.toward_high), []).append(t)
+    stall = np.zeros(N)
+    avg_bw: dict[tuple[int, str], np.ndarray] = {}
+    for key, acts in ports.items():
+        pos = np.zeros(N)
+        neg_real = np.zeros(N)
+        pos_allowed = np.zeros(N)
+        window_sum = np.zeros(N)
+        full_window = np.zeros(N, dtype=bool)
+        n_active = np.zeros(N)
+        single = np.zeros(N)
+        bw_sum = np.zeros(N)
+        for t in acts:
+            active = (t.periods > 1) & (t.bits > 0)
+            real = np.ceil(np.round(t.bits / port_bw(t.level, t.is_read), 9))
+            s = (real - t.allowed) * (t.periods - 1)
+            pos += np.where(active & (s > 0), s, 0.0)
+            neg_real += np.where(active & (s <= 0), real * (t.periods - 1), 0.0)
+            pos_allowed += np.where(active & (s > 0), t.allowed * (t.periods - 1), 0.0)
+            window_sum += np.where(active, t.allowed * (t.periods - 1), 0.0)
+            full_window |= active & (t.allowed >= t.period)
+            n_active += active
+            single = np.where(active, s, single)
+            bw_sum += np.where(active, np.ceil(t.bits / np.maximum(t.period, 1)), 0.0)
+        union = np.where(full_window, total, np.minimum(total, window_sum))
+        multi = pos + np.maximum(0.0, neg_real + pos_allowed - union)
+        port_stall = np.where(n_active > 1, multi, np.where(n_active == 1, single, 0.0))
+        stall = np.maximum(stall, port_stall)
+        avg_bw[key] = bw_sum
+    compute_phase = total + stall
+
+    # one-shot transfers (period count 1) may borrow each port's spare bandwidth during compute, largest first,
+    # down to one innermost tile; periodic links cost one period's transfer
+    one_shot: dict[tuple[int, str], list[tuple[np.ndarray, np.ndarray, list]]] = {}
+    side_cycles: dict[int, np.ndarray] = {}
+    all_sides: list[tuple] = []
+    for operand, links in onload_links.items():
+        for sides, _pc in links:
+            for side in sides:
+                all_sides.append((side, innermost_bits[operand]))
+    for sides in offload_links:
+        for side in sides:
+            all_sides.append((side, innermost_bits["O"]))
+    for k, (side, min_bits) in enumerate(all_sides):
+        level, is_read, bits, periods, high = side
+        bw = port_bw(level, is_read)
+        real = np.ceil(np.round(bits / bw, 9))
+        side_cycles[k] = real
+        floor = np.minimum(real, np.ceil(np.round(min_bits / bw, 9)))
+        reducible = np.where(periods <= 1, np.maximum(real - floor, 0.0), 0.0)
+        one_shot.setdefault(port_of(level, is_read, high), []).append((real, reducible, [k]))
+    for key, entries in one_shot.items():
+        level = key[0]
+        bw = core.memories[level].r_bw if key[1].startswith("r") else core.memories[level].w_bw
+        surplus = np.maximum(0.0, (bw - avg_bw.get(key, 0.0)) / bw * compute_phase)
+        reals = np.stack([e[0] for e in entries])
+        reds = np.stack([e[1] for e in entries])
+        order_desc = np.argsort(-reals, axis=0, kind="stable")
+        for pos in range(len(entries)):
+            which = order_desc[pos]
+            avail = reds[which, np.arange(N)]
+            take = np.minimum(avail, surplus)
+            surplus = surplus - take
+            for e_idx, entry in enumerate(entries):
+                k = entry[2][0]
+                side_cycles[k] = np.where(which == e_idx, side_cycles[k] - take, side_cycles[k])
+    side_index = {id(side): k for k, (side, _m) in enumerate(all_sides)}
+
+    def link_cycles(sides: list) -> np.ndarray:
+        return np.maximum(side_cycles[side_index[id(sides[0])]], side_cycles[side_index[id(sides[1])]])
+
+    # on-loading: per operand, level pairs on private ports add up; two inputs combine as ZigZag does
+    input_ops = [o for o in operands if o != "O"]
+    shared_mem = {
+        lvl.index for lvl in plan.chains["I"]
+        if sum(1 for o in input_ops if lvl.index in {x.index for x in plan.chains[STORAGE[o]]}) > 1
+    }
+    individual, halfshared, fully = {}, {}, {}
+    for operand in input_ops:
+        ind, half, shr = np.zeros(N), np.zeros(N), np.zeros(N)
+        for sides, _pc in onload_links.get(operand, []):
+            longest = link_cycles(sides)
+            sh = [s[0] in shared_mem for s in sides]
+            if all(sh):
+                shr += longest
+            elif not any(sh):
+                ind += longest
+            else:
+                half = np.maximum(half, longest)
+        individual[operand], halfshared[operand], fully[operand] = ind, half, shr
+    if len(input_ops) == 1:
+        onload = individual[input_ops[0]] + halfshared[input_ops[0]] + fully[input_ops[0]]
+    elif input_ops:
+        a, b = input_ops[0], input_ops[1]
+        p1 = fully[a] + np.maximum(fully[b] + halfshared[b] + individual[b], halfshared[a] + individual[a])
+        p2 = fully[b] + np.maximum(fully[a] + halfshared[a] + individual[a], halfshared[b] + individual[b])
+        onload = np.minimum(p1, p2)
+    else:
+        onload = np.zeros(N)
+    offload = np.zeros(N)
+    for sides in offload_links:
+        offload += link_cycles(sides)
+
+    throughput_n = rep(throughput)
+    compute = np.ceil(total / throughput_n)
+    stall_n = stall
+    latency = compute + stall_n + onload + offload
+    mem_total = np.zeros(N)
+    for per_level in mem_energy.values():
+        for v in per_level.values():
+            mem_total = mem_total + v
+    mac_energy = rep(macs * mac_pj)
+    energy = mac_energy + mem_total
+
+    # ---- pick the best order per layer: min latency, then min energy --------------------------------------
+    lat2 = latency.reshape(nl, no)
+    en2 = energy.reshape(nl, no)
+    best_lat = lat2.min(axis=1, keepdims=True)
+    cand = np.where(np.isclose(lat2, best_lat, rtol=1e-12, atol=1e-9), en2, np.inf)
+    best = cand.argmin(axis=1)
+    pick = np.arange(nl) * no + best
+
+    compute_l = np.ceil(total_cycles_l / throughput)
+    ideal_l = np.ceil(ideal / throughput)
+    out: dict = {
+        "energy": energy[pick],
+        "latency": latency[pick],
+        "compute": compute_l,
+        "stall": stall_n[pick],
+        "onload": onload[pick],
+        "offload": offload[pick],
+        "mac_energy": macs * mac_pj,
+        "ideal": ideal_l,
+        "spatial_util": ideal_l / compute_l,
+        "util": ideal_l / latency[pick],
+        "order": best,
+    }
+    names = [m.name for m in core.memories]
+    out["mem_energy"] = [
+        {names[lv]: {op: float(v[p]) for op, v in per.items()} for lv, per in sorted(mem_energy.items())}
+        for p in pick
+    ]
+    out["mem_traffic"] = [
+        {names[lv]: {op: float(v[p]) for op, v in per.items()} for lv, per in sorted(mem_traffic.items())}
+        for p in pick
+    ]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The backend
+# ----------------------------------------------------------------------------------------------------------
+
+
+class AnalyticalBackend:
+    """ZigZag-semantics cost model in closed form (``name = "analytical"``)."""
+
+    name = "analytical"
+    version = ANALYTICAL_VERSION
+
+    def evaluate(self, layers: Sequence[Layer], core: Core) -> list[LayerCost]:
+        """Cost of each layer on ``core``, in order (one vectorised pass)."""
+        return self.evaluate_many(layers, core)
+
+    def evaluate_many(self, layers: Sequence[Layer], core: Core) -> list[LayerCost]:
+        """Vectorised evaluation of many layers on one core."""
+        if not layers:
+            return []
+        r = evaluate_arrays(layers, core)
+        out = []
+        for i, layer in enumerate(layers):
+            out.append(
+                LayerCost(
+                    layer=layer.name,
+                    core=core.name,
+                    backend=self.name,
+                    energy_pj=float(r["energy"][i]),
+                    latency_cycles=float(r["latency"][i]),
+                    compute_cycles=float(r["compute"][i]),
+                    stall_cycles=float(r["stall"][i]),
+                    onload_cycles=float(r["onload"][i]),
+                    offload_cycles=float(r["offload"][i]),
+                    mac_energy_pj=float(r["mac_energy"][i]),
+                    spatial_utilization=float(r["spatial_util"][i]),
+                    utilization=float(r["util"][i]),
+                    mem_energy_pj=r["mem_energy"][i],
+                    mem_traffic_bits=r["mem_traffic"][i],
+                )
+            )
+        return out
+
+    def evaluate_table(self, layers: Sequence[Layer], core: Core) -> dict[str, np.ndarray]:
+        """Vectorised evaluation returning only arrays (latency, energy, compute, ...): the fast path for sweeps."""
+        r = evaluate_arrays(layers, core)
+        return {k: v for k, v in r.items() if isinstance(v, np.ndarray)}
