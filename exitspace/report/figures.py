@@ -1,0 +1,147 @@
+"""Report figures (matplotlib, Agg backend): Pareto front, per-stage costs, hypervolume, alignment sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PAIR_COLOURS = {"FP32/FP32": "#7f7f7f", "8/8": "#1f77b4", "8/4": "#2ca02c", "4/8": "#d62728", "4/4": "#9467bd"}
+DPI = 130
+
+
+def _pair(design: dict[str, Any]) -> str:
+    return "/".join("FP32" if int(b) == 32 else str(int(b)) for b in design["precision"])
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def pareto_figure(results: dict[str, Any], path: Path, split: str = "test") -> Path:
+    """Accuracy vs ELP (relative to the static reference network), every trial in grey, baselines marked."""
+    ref = results["static"][results["static_reference"]][split]
+    ref_elp = ref["elp"]
+    fig, ax = plt.subplots(figsize=(8.2, 5.6))
+    cols = results["trials_columns"]
+    acc_i, elp_i, feas_i = cols.index(f"{split}_accuracy"), cols.index(f"{split}_elp"), cols.index("feasible")
+    rows = results["trials"]
+    feas = [r for r in rows if r[feas_i]]
+    infeas = [r for r in rows if not r[feas_i]]
+    if infeas:
+        ax.scatter([100 * r[elp_i] / ref_elp for r in infeas], [100 * r[acc_i] for r in infeas], s=5, c="#e0e0e0",
+                   label="infeasible trials", zorder=1, rasterized=True)
+    ax.scatter([100 * r[elp_i] / ref_elp for r in feas], [100 * r[acc_i] for r in feas], s=5, c="#b0b0b0",
+               label="feasible trials", zorder=2, rasterized=True)
+    front = sorted(results["pareto"], key=lambda e: e[split]["elp"])
+    for pair in sorted({_pair(e["design"]) for e in front}):
+        pts = [e for e in front if _pair(e["design"]) == pair]
+        ax.scatter([100 * e[split]["elp"] / ref_elp for e in pts], [100 * e[split]["accuracy"] for e in pts], s=28,
+                   c=PAIR_COLOURS.get(pair, "#17becf"), edgecolors="black", linewidths=0.4, zorder=4,
+                   label=f"Pareto designs {pair}")
+    mac = results.get("mac_proxy") or {}
+    if mac.get("front"):
+        ax.scatter([100 * e[split]["elp"] / ref_elp for e in mac["front"]], [100 * e[split]["accuracy"] for e in mac["front"]],
+                   s=34, marker="x", c="#ff7f0e", zorder=5, label="MAC-proxy search, re-costed")
+    for name, static in results["static"].items():
+        ax.scatter([100 * static[split]["elp"] / ref_elp], [100 * static[split]["accuracy"]], s=80, marker="s",
+                   c=PAIR_COLOURS.get(name, "black"), edgecolors="black", linewidths=1.2, zorder=6)
+        ax.annotate(f"static {name}", (100 * static[split]["elp"] / ref_elp, 100 * static[split]["accuracy"]),
+                    textcoords="offset points", xytext=(6, -10), fontsize=8)
+    paper = results.get("paper_designs") or []
+    if paper:
+        ax.scatter([100 * e[split]["elp"] / ref_elp for e in paper], [100 * e[split]["accuracy"] for e in paper], s=60,
+                   marker="^", c="#8c564b", edgecolors="black", zorder=6, label="paper's designs (8/8)")
+    head = results.get("headline", {})
+    chosen = next((e for e in front if e["name"] == head.get("design")), None)
+    if chosen is not None:
+        x, y = 100 * chosen[split]["elp"] / ref_elp, 100 * chosen[split]["accuracy"]
+        ax.scatter([x], [y], s=220, facecolors="none", edgecolors="black", linewidths=1.5, zorder=7)
+        ax.annotate(f"-{100 * head['elp_reduction']:.0f}% ELP", (x, y), textcoords="offset points", xytext=(8, 8),
+                    fontsize=9, weight="bold")
+    ax.axhline(100 * (ref["accuracy"] - head.get("max_loss_points", 1.0) / 100), color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"ELP ({results['elp_definition']} definition), % of static {results['static_reference']} ({split})")
+    ax.set_ylabel(f"top-1 accuracy, % ({split})")
+    accs = [100 * e[split]["accuracy"] for e in front] + [100 * s[split]["accuracy"] for s in results["static"].values()]
+    ax.set_ylim(max(0.0, min(accs) - 8), min(100.0, max(accs) + 2))
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+    ax.set_title(f"{results['name']}: accuracy vs energy-latency product")
+    return _save(fig, path)
+
+
+def stage_cost_figure(designs: list[dict[str, Any]], path: Path) -> Path:
+    """Per exit stage: energy (backbone segment and head) and latency, one row per design."""
+    n = len(designs)
+    fig, axes = plt.subplots(n, 2, figsize=(9.0, 1.9 * n + 0.6), squeeze=False)
+    for row, design in enumerate(designs):
+        stages = design["stages"]
+        labels = [s["exit"] for s in stages]
+        head = [s.get("head_energy_pj", 0.0) / 1e6 for s in stages]
+        total = [s["energy_pj"] / 1e6 for s in stages]
+        backbone = [t - h for t, h in zip(total, head)]
+        ax_e, ax_l = axes[row]
+        ax_e.bar(labels, backbone, color="#1f77b4", label="backbone segment")
+        ax_e.bar(labels, head, bottom=backbone, color="#ff7f0e", label="exit head")
+        ax_e.set_ylabel("energy (uJ)", fontsize=8)
+        ax_l.bar(labels, [s["latency_cycles"] / 1e3 for s in stages], color="#2ca02c")
+        ax_l.set_ylabel("latency (k cycles)", fontsize=8)
+        ratios = design["exit_ratios"].get("test", [])
+        for ax in (ax_e, ax_l):
+            ax.tick_params(labelsize=8)
+            ax.grid(axis="y", alpha=0.3)
+        if ratios:
+            ax_l.set_xticks(range(len(labels)), [f"{lab}\n{100 * r:.0f}%" for lab, r in zip(labels, ratios)], fontsize=8)
+            ax_e.set_xticks(range(len(labels)), [f"{lab}\n{100 * r:.0f}%" for lab, r in zip(labels, ratios)], fontsize=8)
+        ax_e.set_title(design["name"], fontsize=9, loc="left")
+        if row == 0:
+            ax_e.legend(fontsize=7)
+    fig.suptitle("Per-stage cost (tick labels: exit and its test exit share)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def hypervolume_figure(results: dict[str, Any], path: Path) -> Path:
+    """Hypervolume after each generation."""
+    curve = results["hypervolume"]["curve"]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot([c["trials"] for c in curve], [c["hypervolume"] for c in curve], marker=".", color="#1f77b4")
+    ax.set_xlabel("trials (end of each generation)")
+    ax.set_ylabel("hypervolume (validation)")
+    ref = results["hypervolume"]["reference_point"]
+    objs = results["objectives"]
+    ax.set_title("reference point: " + ", ".join(f"{o}={ref[o]:g}" for o in objs), fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def alignment_figure(sweep: dict[str, Any], path: Path) -> Path:
+    """Energy and latency per MAC of the most costly layers as one loop dimension is swept."""
+    layers = sweep["layers"]
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.0 * len(layers), 3.4), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        xs = layer["values"]
+        e_per = [e / m for e, m in zip(layer["energy_pj"], layer["macs"])]
+        l_per = [1e3 * c / m for c, m in zip(layer["latency_cycles"], layer["macs"])]
+        ax.plot(xs, e_per, color="#1f77b4", marker=".", label="energy / MAC (pJ)")
+        ax.set_xlabel(f"{layer['dim']} of {layer['name']}", fontsize=8)
+        ax.set_ylabel("pJ per MAC", color="#1f77b4", fontsize=8)
+        twin = ax.twinx()
+        twin.plot(xs, l_per, color="#d62728", marker=".", label="cycles / 1000 MACs")
+        twin.set_ylabel("cycles per 1000 MACs", color="#d62728", fontsize=8)
+        ax.axvline(layer["actual"], color="black", ls="--", lw=0.8)
+        ax.set_title(f"{layer['name']} ({layer['share']:.0%} of energy)", fontsize=9)
+        ax.tick_params(labelsize=8)
+        twin.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Alignment sweep on {sweep.get('core', 'core')} (dashed: the network's value)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,253 @@
+"""The run report: results JSON, figures, Markdown and a static, offline HTML page.
+
+Layout in ``<run dir>/report/``: ``results.json``, ``report.md``, ``report.html`` (figures embedded as
+base64, opens offline) and ``figures/*.png`` (linked from the Markdown).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from exitspace.report import figures
+
+Block = tuple[str, Any]
+
+
+def _pct(x: float, digits: int = 1) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def chosen_designs(results: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """The headline design plus designs spread along the front by ELP (at most ``count``)."""
+    front = sorted(results["pareto"], key=lambda e: e["test"]["elp"])
+    head = results.get("headline", {}).get("design")
+    chosen = [e for e in front if e["name"] == head]
+    if len(front) > 1 and count > 1:
+        step = (len(front) - 1) / max(1, count - 1)
+        for i in range(count):
+            e = front[round(i * step)]
+            if e not in chosen:
+                chosen.append(e)
+    return chosen[:count] if chosen else front[:count]
+
+
+def summary_text(results: dict[str, Any]) -> list[str]:
+    """A few sentences on what was found (every number from ``results``)."""
+    study = results["study"]
+    head = results["headline"]
+    ref = results["static_reference"]
+    lines = [
+        f"The search evaluated {study['trials']} designs ({study['feasible']} feasible) with NSGA-II "
+        f"(population {study['population']}); {len(results['pareto'])} designs are Pareto-optimal on the validation "
+        f"split for {', '.join(results['objectives'])}. Figures below are on the test split.",
+    ]
+    if "elp_reduction" in head:
+        lines.append(
+            f"At most {head['max_loss_points']:.0f} point of accuracy loss against the static {ref} network "
+            f"(test accuracy {_pct(head['static_test_accuracy'], 2)}), the design chosen on validation, "
+            f"**{head['design']}**, cuts the ELP by **{_pct(head['elp_reduction'])}** on test (accuracy "
+            f"{_pct(head['test_accuracy'], 2)}, loss {head['test_accuracy_loss_points']:.2f} points; E_avg*L_avg "
+            f"reduced by {_pct(head['elp_product_reduction'])})."
+        )
+    else:
+        lines.append(
+            f"No Pareto design stays within {head['max_loss_points']:.0f} point of the static {ref} network's accuracy "
+            "on validation."
+        )
+    statics = results["static"]
+    lines.append(
+        "Static networks: "
+        + "; ".join(
+            f"{k}: accuracy {_pct(v['test']['accuracy'], 2)}, ELP {v['test']['elp'] / statics[ref]['test']['elp']:.2f}x of {ref}"
+            for k, v in statics.items()
+        )
+        + "."
+    )
+    mac = results.get("mac_proxy")
+    if mac and mac.get("front"):
+        ours = results["hypervolume"]["front_test"]
+        theirs = mac["hypervolume_test"]
+        lines.append(
+            f"Hardware-awareness: the MAC-proxy search (accuracy vs expected MACs, same space and budget), re-costed "
+            f"with the cost model, reaches a test hypervolume of {theirs:.4f} against {ours:.4f} for the "
+            f"hardware-aware search ({'+' if ours >= theirs else ''}{100 * (ours - theirs) / max(theirs, 1e-12):.1f}%)."
+        )
+        best_mac = _best_within(mac["front"], statics[ref]["test"]["accuracy"], head["max_loss_points"] / 100)
+        if best_mac is not None and "elp_reduction" in head:
+            lines.append(
+                f"Within the same accuracy loss on test, the MAC-proxy front's best design cuts ELP by "
+                f"{_pct(1 - best_mac['test']['elp'] / statics[ref]['test']['elp'])} ({best_mac['name']})."
+            )
+    paper = results.get("paper_designs") or []
+    if paper:
+        best = min(paper, key=lambda e: e["test"]["elp"])
+        lines.append(
+            f"The paper's five published designs, scored on this supernet and cost model, reach test accuracy "
+            f"{_pct(min(e['test']['accuracy'] for e in paper))}-{_pct(max(e['test']['accuracy'] for e in paper))}; "
+            f"the lowest ELP among them is {best['test']['elp'] / statics[ref]['test']['elp']:.2f}x of static {ref} "
+            f"({best['name']})."
+        )
+    pairs: dict[str, int] = {}
+    for e in results["pareto"]:
+        key = "/".join(str(b) for b in e["design"]["precision"])
+        pairs[key] = pairs.get(key, 0) + 1
+    lines.append("Precision pairs on the front: " + ", ".join(f"{k} ({v})" for k, v in sorted(pairs.items())) + ".")
+    lines.append(
+        "Subset accuracies come from one jointly trained supernet per precision pair (train once, search many): a "
+        "design's exits are scored exactly from cached logits, without re-training; fine-tuning a chosen design "
+        "may change its accuracy slightly."
+    )
+    return lines
+
+
+def _best_within(front: list[dict[str, Any]], static_acc: float, max_loss: float) -> dict[str, Any] | None:
+    ok = [e for e in front if e["test"]["accuracy"] >= static_acc - max_loss]
+    return min(ok, key=lambda e: e["test"]["elp"]) if ok else None
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def build_blocks(results: dict[str, Any], figs: dict[str, Path], designs: int) -> list[Block]:
+    """The report as a list of blocks, rendered to Markdown and HTML alike."""
+    ref = results["static_reference"]
+    ref_elp = results["static"][ref]["test"]["elp"]
+    blocks: list[Block] = [("h1", f"exitspace report: {results['name']}")]
+    blocks.append(("p", f"Backbone {results.get('backbone') or '?'}; objectives {', '.join(results['objectives'])} "
+                        f"(ELP: {results['elp_definition']} definition); constraints: "
+                        f"{'; '.join(results['constraints']) or 'none'}. Designs selected on validation, reported on test."))
+    blocks.append(("h2", "What was found"))
+    for line in summary_text(results):
+        blocks.append(("p", line))
+    blocks.append(("h2", "Pareto front"))
+    blocks.append(("img", (figs["pareto"], "Accuracy vs ELP on test; grey: all trials; squares: static networks")))
+    rows = []
+    for e in sorted(results["pareto"], key=lambda e: -e["test"]["accuracy"]):
+        rows.append([e["name"], _pct(e["test"]["accuracy"], 2), _pct(e["val"]["accuracy"], 2),
+                     f"{e['test']['elp'] / ref_elp:.3f}", f"{e['test']['elp_product'] / results['static'][ref]['test']['elp_product']:.3f}",
+                     _pct(e["test"]["exit_overhead"]), _pct(e["test"]["early_exit_share"]), _fmt(e["test"]["p99_latency"])])
+    blocks.append(("table", (["design", "test acc", "val acc", f"ELP / static {ref}", "E_avg*L_avg / static",
+                              "exit overhead", "early-exit share", "p99 latency (cycles)"], rows)))
+    base_rows = []
+    for name, e in results["static"].items():
+        base_rows.append([f"static {name}", _pct(e["test"]["accuracy"], 2), f"{e['test']['elp'] / ref_elp:.3f}",
+                          _fmt(e["test"]["e_avg"]), _fmt(e["test"]["l_avg"])])
+    for e in results.get("paper_designs") or []:
+        base_rows.append([f"paper: {e['name']}", _pct(e["test"]["accuracy"], 2), f"{e['test']['elp'] / ref_elp:.3f}",
+                          _fmt(e["test"]["e_avg"]), _fmt(e["test"]["l_avg"])])
+    blocks.append(("h2", "Baselines"))
+    blocks.append(("table", (["baseline", "test acc", f"ELP / static {ref}", "E_avg (pJ)", "L_avg (cycles)"], base_rows)))
+    blocks.append(("h2", "Chosen designs: exit ratios"))
+    chosen = chosen_designs(results, designs)
+    for e in chosen:
+        ratios, accs = e["exit_ratios"].get("test", []), e["exit_accuracy"].get("test", [])
+        labels = [s["exit"] for s in e["stages"]] or list(e["design"]["exits"]) + [e["design"]["final"]]
+        head_map = e["design"]["heads"]
+        thr = list(e["design"]["thresholds"]) + [None]
+        rows = [[lab, head_map.get(lab, ""), "-" if t is None else f"{t:.2f}", _pct(r), _pct(a)]
+                for lab, t, r, a in zip(labels, thr, ratios, accs)]
+        blocks.append(("h3", e["name"]))
+        blocks.append(("table", (["exit", "head", "threshold", "exit ratio (test)", "accuracy at exit"], rows)))
+    blocks.append(("h2", "Per-stage cost"))
+    blocks.append(("img", (figs["stages"], "Energy and latency per exit stage of the chosen designs")))
+    blocks.append(("h2", "Hypervolume"))
+    hv = results["hypervolume"]
+    blocks.append(("p", f"Reference point {hv['reference_point']} ({hv['normalisation']}); final test-split "
+                        f"hypervolume of the front {hv['front_test']:.4f}."))
+    blocks.append(("img", (figs["hypervolume"], "Hypervolume after each generation")))
+    if "alignment" in figs:
+        blocks.append(("h2", "Alignment sweep of the most costly layers"))
+        blocks.append(("p", results["alignment_sweep"].get("note", "")))
+        blocks.append(("img", (figs["alignment"], "Energy and latency per MAC as one loop dimension is swept")))
+    study = results["study"]
+    blocks.append(("h2", "Run"))
+    blocks.append(("p", f"Study {study['name']} in {study['storage']}: {study['trials']} trials, "
+                        f"{study['seconds']:.1f} s this session ({study['eval_seconds']:.1f} s evaluating "
+                        f"{study['new_trials']} new trials). Full results: results.json."))
+    return blocks
+
+
+def to_markdown(blocks: list[Block], root: Path) -> str:
+    """Markdown with figures linked relative to ``root``."""
+    out = []
+    for kind, content in blocks:
+        if kind in ("h1", "h2", "h3"):
+            out.append("#" * int(kind[1]) + " " + content)
+        elif kind == "p":
+            out.append(content)
+        elif kind == "img":
+            path, caption = content
+            out.append(f"![{caption}]({Path(path).relative_to(root).as_posix()})")
+        elif kind == "table":
+            header, rows = content
+            out.append("| " + " | ".join(header) + " |")
+            out.append("|" + "---|" * len(header))
+            out.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+        out.append("")
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text)
+    parts = escaped.split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def to_html(blocks: list[Block], title: str) -> str:
+    """A single offline HTML file (figures as base64)."""
+    body = []
+    for kind, content in blocks:
+        if kind in ("h1", "h2", "h3"):
+            body.append(f"<{kind}>{html.escape(content)}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(content)}</p>")
+        elif kind == "img":
+            path, caption = content
+            data = base64.b64encode(Path(path).read_bytes()).decode()
+            body.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        elif kind == "table":
+            header, rows = content
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+            body_rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body_rows}</tbody></table>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f3f3f3}"
+             "img{max-width:100%}figcaption{font-size:0.8em;color:#555}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def write_report(results: dict[str, Any], out_dir: Path, *, designs: int = 5, html_page: bool = True) -> dict[str, Path]:
+    """Write results.json, figures, report.md and report.html into ``out_dir``; return the paths."""
+    out_dir = Path(out_dir)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    results_path = out_dir / "results.json"
+    results_path.write_text(json.dumps(results, indent=1))
+    paths["results"] = results_path
+    figs = {
+        "pareto": figures.pareto_figure(results, fig_dir / "pareto.png"),
+        "stages": figures.stage_cost_figure(chosen_designs(results, designs), fig_dir / "stage_costs.png"),
+        "hypervolume": figures.hypervolume_figure(results, fig_dir / "hypervolume.png"),
+    }
+    sweep = results.get("alignment_sweep")
+    if sweep and sweep.get("layers"):
+        figs["alignment"] = figures.alignment_figure(sweep, fig_dir / "alignment_sweep.png")
+    paths.update({f"figure:{k}": v for k, v in figs.items()})
+    blocks = build_blocks(results, figs, designs)
+    md = out_dir / "report.md"
+    md.write_text(to_markdown(blocks, out_dir))
+    paths["markdown"] = md
+    if html_page:
+        page = out_dir / "report.html"
+        page.write_text(to_html(blocks, f"exitspace report: {results['name']}"))
+        paths["html"] = page
+    return paths

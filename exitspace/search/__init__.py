@@ -1,0 +1,1 @@
+"""Co-design search: design space, objectives, constraints, NSGA-II study, baselines."""
