@@ -179,3 +179,14 @@ def test_zigzag_presets_equal_zigzags_files(name: str) -> None:
     inputs = _zigzag_inputs()
     mapping = inputs / "mapping" / ("tpu_like.yaml" if name == "tpu_like" else "default.yaml")
     assert load_zigzag_core(inputs / "hardware" / f"{name}.yaml", mapping=mapping) == load_core(name)
+
+
+def test_stream_graph_dialect_builds_the_mesh_as_stream_did() -> None:
+    system = load_system(DATA / "stream_graph" / "quad_graph.yaml")
+    assert [c.kind for c in system.cores] == [CoreKind.COMPUTE] * 4 + [CoreKind.SIMD, CoreKind.OFFCHIP]
+    mesh = {frozenset((l.a, l.b)) for l in system.links if l.bus is None and l.b < 4}
+    assert mesh == {frozenset(p) for p in ((0, 2), (1, 3), (0, 1), (2, 3))}  # column-major 2 x 2 grid
+    simd_links = [l for l in system.links if l.b == 4]
+    assert [l.a for l in simd_links] == [0, 1, 2, 3] and all(l.energy_per_bit_pj == 0 for l in simd_links)
+    offchip = [l for l in system.links if l.b == 5]
+    assert [l.a for l in offchip] == [0, 1, 2, 3, 4] and {(l.bandwidth, l.bus) for l in offchip} == {(64, "offchip")}

@@ -34,9 +34,18 @@ from exitspace.hardware.model import Core, CoreKind, Link, System
 from exitspace.hardware.zigzag_yaml import parse_zigzag_core, zigzag_core_dict
 
 
+UNLIMITED_BANDWIDTH = 2**31 - 1
+"""Stand-in for Stream 2024's infinite-bandwidth SIMD links (bits per cycle)."""
+
+
 def is_stream_system(data: Any) -> bool:
-    """Whether a parsed document looks like a Stream system file (cores given as a mapping)."""
-    return isinstance(data, dict) and isinstance(data.get("cores"), dict) and (
+    """Whether a parsed document looks like a Stream system file (cores given as a mapping, or the
+    2024 ``graph`` dialect with a list of core files)."""
+    if not isinstance(data, dict):
+        return False
+    if isinstance(data.get("graph"), dict) and isinstance(data.get("cores"), list):
+        return True
+    return isinstance(data.get("cores"), dict) and (
         "core_connectivity" in data or "offchip_core" in data or "offchip_core_id" in data
     )
 
@@ -53,6 +62,8 @@ def parse_stream_system(data: Any, label: str, base_dir: Path) -> System:
     reader = FieldReader(label)
     data = reader.mapping(data, "")
     name = reader.string(reader.get(data, "name", ""), "name")
+    if isinstance(data.get("graph"), dict) and isinstance(data.get("cores"), list):
+        return _parse_graph_dialect(data, reader, name, base_dir)
     cores_data = reader.mapping(reader.get(data, "cores", ""), "cores")
     if not cores_data:
         reader.fail("cores", "needs at least one core")
@@ -106,7 +117,9 @@ def _read_core(
 
 
 def resolve_core_path(file_name: str, base_dir: Path) -> Path | None:
-    """Where a ``cores:`` entry points: relative to the system file, then its ``cores/`` folder."""
+    """Where a ``cores:`` entry points: relative to the system file (a bare name: its ``cores/``
+    folder first); a path like ``stream/inputs/.../x.yaml`` (Stream resolves those from its
+    repository root) also relative to the system file's ancestors."""
     names = [file_name] if re.search(r"\.ya?ml$", file_name) else [file_name + ".yaml", file_name + ".yml", file_name]
     for name in names:
         candidates = [base_dir / name]
@@ -114,10 +127,74 @@ def resolve_core_path(file_name: str, base_dir: Path) -> Path | None:
             candidates.insert(0, base_dir / "cores" / name)
         else:
             candidates.append(Path(name))
+            if not name.startswith("."):
+                candidates += [ancestor / name for ancestor in base_dir.resolve().parents]
         for candidate in candidates:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def _parse_graph_dialect(data: dict[str, Any], reader: FieldReader, name: str, base_dir: Path) -> System:
+    """Stream's 2024 dialect: ``cores`` a list (index = id) and ``graph: {type: 2d_mesh | bus, ...}``.
+
+    As that Stream built it: the compute cores on a mesh (column-major placement) or one shared bus at
+    ``bandwidth``; the pooling core linked to every compute core at ``bandwidth``; the SIMD core linked
+    to every compute core and the pooling core with unlimited bandwidth and no energy; the off-chip
+    core reaching every core over one shared medium as wide as its memory's port.
+    """
+    files = reader.seq(data["cores"], "cores", 1)
+    graph = reader.mapping(data["graph"], "graph")
+    kind = reader.string(reader.get(graph, "type", "graph"), "graph.type")
+    if kind not in ("2d_mesh", "bus"):
+        reader.fail("graph.type", f"must be 2d_mesh or bus (got {kind!r})")
+    special: dict[str, int | None] = {}
+    for key in ("pooling_core_id", "simd_core_id", "offchip_core_id"):
+        value = graph.get(key)
+        special[key] = None if value is None else reader.integer(value, f"graph.{key}", minimum=0)
+        if special[key] is not None and special[key] >= len(files):
+            reader.fail(f"graph.{key}", f"{special[key]} is not a core id (0..{len(files) - 1})")
+    kinds = {
+        special["pooling_core_id"]: CoreKind.POOLING,
+        special["simd_core_id"]: CoreKind.SIMD,
+        special["offchip_core_id"]: CoreKind.OFFCHIP,
+    }
+    cores = [
+        _read_core(entry, core_id, f"cores[{core_id}]", base_dir, reader, kinds.get(core_id))
+        for core_id, entry in enumerate(files)
+    ]
+    bandwidth = reader.integer(reader.get(graph, "bandwidth", "graph"), "graph.bandwidth", strict_positive=True)
+    energy = reader.number(graph.get("unit_energy_cost", 0.0), "graph.unit_energy_cost")
+    compute = [core.id for core in cores if core.id not in kinds]
+    links: list[Link] = []
+    if kind == "2d_mesh":
+        rows = reader.integer(reader.get(graph, "nb_rows", "graph"), "graph.nb_rows", strict_positive=True)
+        cols = reader.integer(reader.get(graph, "nb_cols", "graph"), "graph.nb_cols", strict_positive=True)
+        if rows * cols != len(compute):
+            reader.fail("graph.nb_rows", f"nb_rows x nb_cols = {rows * cols} must equal the {len(compute)} compute cores")
+        grid = [[compute[col * rows + row] for col in range(cols)] for row in range(rows)]
+        pairs = [(grid[r][c], grid[r][c + 1]) for r in range(rows) for c in range(cols - 1)]
+        pairs += [(grid[r][c], grid[r + 1][c]) for c in range(cols) for r in range(rows - 1)]
+        links += [Link(a=a, b=b, bandwidth=bandwidth, energy_per_bit_pj=energy) for a, b in pairs]
+    else:
+        links += [Link(a=a, b=b, bandwidth=bandwidth, energy_per_bit_pj=energy, bus="bus") for a, b in combinations(compute, 2)]
+    pool, simd, offchip = special["pooling_core_id"], special["simd_core_id"], special["offchip_core_id"]
+    if pool is not None:
+        links += [Link(a=core_id, b=pool, bandwidth=bandwidth, energy_per_bit_pj=energy) for core_id in compute]
+    if simd is not None:
+        peers = compute + ([pool] if pool is not None else [])
+        links += [Link(a=core_id, b=simd, bandwidth=UNLIMITED_BANDWIDTH) for core_id in peers]
+    if offchip is not None:
+        width = max(level.r_bw for level in cores[offchip].memories)
+        links += [
+            Link(a=core.id, b=offchip, bandwidth=width, energy_per_bit_pj=energy, bus="offchip")
+            for core in cores
+            if core.id != offchip
+        ]
+    try:
+        return System(name=name, cores=tuple(cores), links=tuple(links), offchip_core_id=offchip)
+    except ValidationError as exc:
+        raise validation_error_line(exc, reader.source) from None
 
 
 def _read_connectivity(data: dict[str, Any], reader: FieldReader, ids: list[int], default_energy: float) -> list[Link]:

@@ -120,11 +120,13 @@ def parse_zigzag_core(
 ) -> Core:
     """Build a Core from a parsed ZigZag core mapping; errors name the file and the field."""
     name = reader.string(reader.get(data, "name", ""), "name")
+    resolved_kind = _resolve_kind(data, reader, kind, name, file_stem)
+    if "operational_array" not in data and isinstance(data.get("multipliers"), dict):
+        data = {**data, "operational_array": data["multipliers"]}  # Stream 2024's older key
     array_data = reader.mapping(reader.get(data, "operational_array", ""), "operational_array")
     if array_data.get("is_imc"):
         reader.fail("operational_array.is_imc", "in-memory-computing arrays are not supported; describe a digital MAC array")
     dims, sizes = _read_dimensions(array_data, reader)
-    resolved_kind = _resolve_kind(data, reader, kind, name, file_stem)
     if resolved_kind == CoreKind.OFFCHIP:
         sizes = [max(size, 1) for size in sizes]  # Stream writes an off-chip core's array as zeros
     unit_energy = reader.number(
@@ -196,11 +198,13 @@ def _resolve_kind(
             reader.fail("kind", f"unknown core kind {kind!r}; use one of {[k.value for k in CoreKind]}")
     core_type = data.get("type")
     if core_type is not None:
-        suffix = str(core_type).split(".")[-1]
+        namespace, _, suffix = str(core_type).rpartition(".")
+        if namespace not in ("", "zigzag"):
+            reader.fail("type", f"{core_type!r}: only ZigZag cores are supported (not {namespace!r}); use zigzag.compute or zigzag.offchip")
         if suffix == "offchip":
             return CoreKind.OFFCHIP
-        if suffix not in ("compute", "memory"):
-            reader.fail("type", f"unknown core type {core_type!r}; use zigzag.compute or zigzag.offchip")
+        if suffix != "compute":
+            reader.fail("type", f"{core_type!r}: only compute and off-chip cores are modelled; use zigzag.compute or zigzag.offchip")
     ops = data.get("operator_types")
     if isinstance(ops, list) and ops:
         kinds = set()
