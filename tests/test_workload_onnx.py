@@ -87,3 +87,18 @@ def test_missing_malformed_and_unsupported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"ONNX node 'up1': op type 'Resize' is not supported; supported: .*Conv") as info:
         workload_from_onnx(path)
     assert "\n" not in str(info.value)
+
+
+def test_dynamic_batch_is_read_as_one(tmp_path: Path) -> None:
+    model = build_eenn(backbone="small_cnn", candidates=[1], head_types=["gap_fc"]).eval()
+    path = tmp_path / "dyn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, torch.zeros(2, 3, 32, 32), str(path), dynamo=False,
+            input_names=["x"], dynamic_axes={"x": {0: "batch"}},
+        )
+    read = workload_from_onnx(path)
+    assert {layer.B for layer in read} == {1}
+    assert read.exits == ["A:gap_fc", "B:gap_fc"]
+    assert read.macs == workload_from_torch(model, torch.zeros(1, 3, 32, 32)).macs

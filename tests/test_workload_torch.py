@@ -100,3 +100,13 @@ def test_unsupported_module_and_bad_input_are_one_line_errors() -> None:
 
     with pytest.raises(ConfigError, match="cannot trace"):
         workload_from_torch(Dynamic(), torch.zeros(1, 3, 4, 4))
+
+
+def test_plain_net_workload_has_one_final_head() -> None:
+    from exitspace.models import build_plain
+
+    net = build_plain({"backbone": "small_cnn"}, head_type="pool4_fc2")
+    workload = workload_from_torch(net, torch.zeros(1, 3, 32, 32))
+    assert workload.exits == ["D:pool4_fc2"]
+    assert {layer.block for layer in workload.head("D:pool4_fc2")} == {"b3"}
+    assert [layer.op for layer in workload.head("D:pool4_fc2")] == [OpType.POOL, OpType.FC, OpType.FC]

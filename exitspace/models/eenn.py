@@ -199,7 +199,8 @@ class PlainNet(_Tagged):
         last = self.backbone.num_blocks - 1
         channels, height, width = self.backbone.block_shapes(spec.input_size)[last]
         self.head_key = head_key(spec.exits[-1][0], kind)
-        self.heads = nn.ModuleDict({_module_name(self.head_key): build_head(kind, channels, height, width, spec.num_classes)})
+        head = build_head(kind, channels, height, width, spec.num_classes)
+        self.heads = nn.ModuleDict({_module_name(self.head_key): head})
         self._head_of_module = {_module_name(self.head_key): (self.head_key, last)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

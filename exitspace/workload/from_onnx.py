@@ -15,6 +15,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +211,7 @@ def workload_from_onnx(
                 f"ONNX node {node.name!r}: op type {op!r} is not supported; supported: {', '.join(SUPPORTED_OPS)}"
             )
         if layer.exit is not None and not layer.block and layer.inputs:
-            from dataclasses import replace
-
+            # A head is tagged with the block it is mounted after: that of the layer it reads.
             layer = replace(layer, block=builder.layer(layer.inputs[0]).block)
         builder.emit(out, layer)
     return Workload(name or graph.name or path.stem, builder.layers)
