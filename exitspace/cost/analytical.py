@@ -138,6 +138,15 @@ def layer_loops(layer: Layer) -> tuple[int, ...]:
     return (layer.B, 1, layer.K, 1, layer.OX, layer.OY, layer.FX, layer.FY)
 
 
+def _geometry(layer: Layer) -> tuple[float, float, float, float]:
+    """x stride, y stride, whole input width and height without padding (ZigZag's IX/IY sizes)."""
+    sy, sx = layer.stride
+    py, px = layer.padding
+    ix = layer.OX * layer.FX - max(0, layer.FX - sx) * (layer.OX - 1) - 2 * px
+    iy = layer.OY * layer.FY - max(0, layer.FY - sy) * (layer.OY - 1) - 2 * py
+    return (sx, sy, max(ix, 1), max(iy, 1))
+
+
 def _mac_scaling(core: Core, bits: int) -> tuple[float, float]:
     """(throughput per unit per cycle, energy per MAC) at ``bits``."""
     arr = core.operational_array
@@ -155,15 +164,24 @@ def _mac_scaling(core: Core, bits: int) -> tuple[float, float]:
 
 
 def _footprint(operand: str, p: np.ndarray, stride: np.ndarray) -> np.ndarray:
-    """Elements of ``operand`` touched by loops with per-dim products ``p`` (..., 8)."""
+    """Elements of ``operand`` touched by loops with per-dim products ``p`` (..., 8).
+
+    ``stride`` (..., 4) holds x stride, y stride and the layer's whole input width and height (padding removed),
+    which caps a tile's input extent as in ZigZag.
+    """
     if operand == "W":
         return p[..., _K] * p[..., _G] * p[..., _C] * p[..., _FX] * p[..., _FY]
     if operand == "O" or operand == "I2":
         k = p[..., _K] if operand == "O" else 1.0
         return p[..., _B] * k * p[..., _G] * p[..., _OX] * p[..., _OY]
-    ix = stride[..., 0] * (p[..., _OX] - 1) + p[..., _FX]
-    iy = stride[..., 1] * (p[..., _OY] - 1) + p[..., _FY]
+    ix = np.minimum(_unique_indices(stride[..., 0], p[..., _OX], p[..., _FX]), stride[..., 2])
+    iy = np.minimum(_unique_indices(stride[..., 1], p[..., _OY], p[..., _FY]), stride[..., 3])
     return p[..., _B] * p[..., _G] * p[..., _C] * ix * iy
+
+
+def _unique_indices(s: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distinct input positions s*i + j for i < a, j < b (unit dilation): the input extent of a tile."""
+    return a * b - np.maximum(0.0, b - s) * (a - 1)
 
 
 def _largest_divisor_fitting(rem: np.ndarray, ok: "callable") -> np.ndarray:  # type: ignore[valid-type]
@@ -236,7 +254,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     nl = len(layers)
     no = len(ORDERS)
     loops = np.array([layer_loops(l) for l in layers], dtype=np.float64)  # (nl, 8)
-    stride1 = np.array([l.stride for l in layers], dtype=np.float64)
+    stride1 = np.array([_geometry(l) for l in layers], dtype=np.float64)
     prec_l = {
         "W": np.array([l.precision.weight for l in layers], dtype=np.float64),
         "I": np.array([l.precision.input for l in layers], dtype=np.float64),
@@ -281,6 +299,8 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             if sel.any():
                 u_frac[sel, a] = u_int[sel, a] * frac_total[sel, dim] / unrolled[sel, dim]
                 first_done |= sel
+    # ZigZag's latency side uses the integer unroll floor(L / T) on the adjusted array dim
+    u_lat = np.where(u_frac != u_int, np.floor(u_frac + 1e-9), u_int)
     total_cycles_l = np.prod(temporal, axis=1)
     ideal = np.ceil(macs / plan.units)
 
@@ -291,16 +311,17 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     stride = rep(stride1)
     order = np.tile(_ORDER_ARRAY, (nl, 1))  # (N, 8)
     uf = rep(u_frac)
+    ul = rep(u_lat)
     ui = rep(u_int)
     fl = rep(flow)
     prec = {k: rep(v) for k, v in prec_l.items()}
     total = np.prod(T, axis=1)
     rows = np.arange(N)
 
-    def spatial_products(dim_sets: list[int], use_frac: bool) -> np.ndarray:
+    def spatial_products(dim_sets: list[int], use_frac: bool | str) -> np.ndarray:
         """(N, 8) product of unrolls over the given array dims, per loop dim."""
         p = np.ones((N, 8))
-        u = uf if use_frac else ui
+        u = ul if use_frac == "lat" else (uf if use_frac else ui)
         for a in dim_sets:
             for dim in range(8):
                 sel = fl[:, a] == dim
@@ -405,12 +426,17 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
         data_le = []  # per-instance elements at level m (temporal <= m, spatial served <= m)
         data_low = []  # per-instance elements fetched for one refill of what is below (temporal < m)
         units = []
+        data_le_l = []  # the same with the integer (latency) unroll
+        data_low_l = []
         for m, lvl in enumerate(chain):
             served_so_far = served_so_far + first[m]
             sp_f = spatial_products(served_so_far, use_frac=True)
+            sp_l = spatial_products(served_so_far, use_frac="lat")
             below_t = tcum[m - 1] if m > 0 else np.ones((N, 8))
             data_le.append(_footprint(operand, tcum[m] * sp_f, stride))
             data_low.append(_footprint(operand, below_t * sp_f, stride))
+            data_le_l.append(_footprint(operand, tcum[m] * sp_l, stride))
+            data_low_l.append(_footprint(operand, below_t * sp_l, stride))
             not_served = [a for a, dname in enumerate(plan.array_dims) if dname not in lvl.served]
             units.append(np.prod(uf[:, not_served], axis=1) if not_served else np.ones(N))
         # psum flag per level: partial outputs live at level m (ir loops at levels >= m or spatial ir above m)
@@ -452,7 +478,8 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             dbuf.append(occ <= 0.5 * lvl.mem.size_bits)
 
         def add(level: _Level, is_read: bool, high: bool, bits_el: np.ndarray, amount: np.ndarray,
-                periods: np.ndarray, period: np.ndarray, allowed: np.ndarray, unit: np.ndarray) -> None:
+                amount_lat: np.ndarray, periods: np.ndarray, period: np.ndarray, allowed: np.ndarray,
+                unit: np.ndarray) -> None:
             mem = level.mem
             bits = amount * bits_el
             bw = mem.r_bw if is_read else mem.w_bw
@@ -464,48 +491,50 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             e[store] = e.get(store, 0.0) + accesses * cost
             t = mem_traffic.setdefault(level.index, {})
             t[store] = t.get(store, 0.0) + bits * periods * unit
-            transfers.append(_Transfer(level.index, is_read, high, operand, bits, periods, period, allowed, unit))
+            transfers.append(
+                _Transfer(level.index, is_read, high, operand, amount_lat * bits_el, periods, period, allowed, unit)
+            )
 
         zeros = np.zeros(N)
         if not is_out:
-            innermost_bits[operand] = data_le[0] * p_in
+            innermost_bits[operand] = data_le_l[0] * p_in
             links = []
             for m, lvl in enumerate(chain):
                 # reads towards the level below (or the array)
                 per = stat if m == 0 else cyc_le[m - 1]
                 allowed_low = np.where(dbuf[m - 1], per, per / top_ir[m - 1]) if m > 0 else per
-                add(lvl, True, False, p_in, data_low[m], total / per, per, allowed_low, units[m])
+                add(lvl, True, False, p_in, data_low[m], data_low_l[m], total / per, per, allowed_low, units[m])
                 if m < nlev - 1:
                     per_h = cyc_le[m]
                     allowed_h = np.where(dbuf[m], per_h, per_h / top_ir[m])
-                    add(lvl, False, True, p_in, data_le[m], total / per_h, per_h, allowed_h, units[m])
+                    add(lvl, False, True, p_in, data_le[m], data_le_l[m], total / per_h, per_h, allowed_h, units[m])
                     # on-loading link m <- m+1: (memory index, is_read, bits per instance, periods)
                     nxt = chain[m + 1]
                     links.append(([
-                        (lvl.index, False, data_le[m] * p_in, total / per_h, True),
-                        (nxt.index, True, data_low[m + 1] * p_in, total / per_h, False),
+                        (lvl.index, False, data_le_l[m] * p_in, total / per_h, True),
+                        (nxt.index, True, data_low_l[m + 1] * p_in, total / per_h, False),
                     ], total / per_h))
             onload_links[operand] = links  # type: ignore[assignment]
         else:
-            innermost_bits["O"] = data_le[0] * np.where(psum_flag[0], prec["Op"], prec["Of"])
+            innermost_bits["O"] = data_le_l[0] * np.where(psum_flag[0], prec["Op"], prec["Of"])
             for m, lvl in enumerate(chain):
                 per = cyc_le[m - 1] if m > 0 else np.ones(N)
                 pbits_low = np.where(psum_flag[m], prec["Op"], prec["Of"])
                 allowed_low = np.where(dbuf[m - 1], per, per / top_ir[m - 1]) if m > 0 else per
-                add(lvl, False, False, pbits_low, data_low[m], total / per, per, allowed_low, units[m])
-                add(lvl, True, False, np.where(psum_flag[m], pbits_low, 0.0), data_low[m], total / per, per,
+                add(lvl, False, False, pbits_low, data_low[m], data_low_l[m], total / per, per, allowed_low, units[m])
+                add(lvl, True, False, np.where(psum_flag[m], pbits_low, 0.0), data_low[m], data_low_l[m], total / per, per,
                     allowed_low, units[m])
                 if m < nlev - 1:
                     per_h = cyc_le[m]
                     pbits_h = np.where(psum_flag[m + 1], prec["Op"], prec["Of"])
                     allowed_h = np.where(dbuf[m], per_h, per_h / top_ir[m])
-                    add(lvl, True, True, pbits_h, data_le[m], total / per_h, per_h, allowed_h, units[m])
-                    add(lvl, False, True, np.where(psum_flag[m + 1], pbits_h, 0.0), data_le[m], total / per_h,
+                    add(lvl, True, True, pbits_h, data_le[m], data_le_l[m], total / per_h, per_h, allowed_h, units[m])
+                    add(lvl, False, True, np.where(psum_flag[m + 1], pbits_h, 0.0), data_le[m], data_le_l[m], total / per_h,
                         per_h, allowed_h, units[m])
                     nxt = chain[m + 1]
                     offload_links.append([
-                        (lvl.index, True, data_le[m] * pbits_h, total / per_h, True),
-                        (nxt.index, False, data_low[m + 1] * pbits_h, total / per_h, False),
+                        (lvl.index, True, data_le_l[m] * pbits_h, total / per_h, True),
+                        (nxt.index, False, data_low_l[m + 1] * pbits_h, total / per_h, False),
                     ])
         del zeros
 
