@@ -291,7 +291,11 @@ def dump_stream_system(system: System, directory: str | Path) -> Path:
         )
     stem = re.sub(r"[^A-Za-z0-9_\-]+", "_", system.name) or "system"
     target = directory / f"{stem}.yaml"
-    target.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120), encoding="utf-8")
+    parts = [
+        yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=None if key == "core_connectivity" else False, width=120)
+        for key, value in data.items()
+    ]
+    target.write_text("".join(parts), encoding="utf-8")
     return target
 
 
