@@ -24,14 +24,16 @@ ANALYTICAL_VERSION = "1.0.0"
 
 DIMS = ("B", "K", "G", "C", "OX", "OY", "FX", "FY")
 _B, _K, _G, _C, _OX, _OY, _FX, _FY = range(8)
+_OY2 = 8  # pseudo loop: the first factor 2 of OY's temporal loop, so orders can put it innermost
+ND = 9
 _DIM_INDEX = {name: i for i, name in enumerate(DIMS)}
 
 # Loop dimensions that index each operand ("I2" is the second input of an element-wise add).
 RELEVANT: dict[str, tuple[int, ...]] = {
     "W": (_K, _G, _C, _FX, _FY),
-    "I": (_B, _G, _C, _OX, _OY, _FX, _FY),
-    "I2": (_B, _G, _OX, _OY),
-    "O": (_B, _K, _G, _OX, _OY),
+    "I": (_B, _G, _C, _OX, _OY, _FX, _FY, _OY2),
+    "I2": (_B, _G, _OX, _OY, _OY2),
+    "O": (_B, _K, _G, _OX, _OY, _OY2),
 }
 # Which core memory operand stores each layer operand.
 STORAGE = {"W": "W", "I": "I", "I2": "I", "O": "O"}
@@ -48,8 +50,12 @@ ORDERS: tuple[tuple[int, ...], ...] = (
     (_FX, _FY, _G, _OY, _OX, _C, _K, _B),
     (_G, _FX, _FY, _OY, _OX, _C, _K, _B),
     (_FX, _FY, _OY, _OX, _C, _K, _G, _B),
+    (_OY2, _C, _FX, _FY, _OX, _K, _OY, _G, _B),
+    (_OY2, _C, _FX, _FY, _K, _OX, _OY, _G, _B),
+    (_OY2, _C, _FX, _FY, _OX, _OY, _K, _G, _B),
+    (_OY2, _FX, _FY, _G, _OX, _OY, _C, _K, _B),
 )
-_ORDER_ARRAY = np.array(ORDERS, dtype=np.int64)
+_ORDER_ARRAY = np.array([o + (_OY2,) * (ND - len(o)) for o in ORDERS], dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -169,6 +175,10 @@ def _footprint(operand: str, p: np.ndarray, stride: np.ndarray) -> np.ndarray:
     ``stride`` (..., 4) holds x stride, y stride and the layer's whole input width and height (padding removed),
     which caps a tile's input extent as in ZigZag.
     """
+    if p.shape[-1] > _OY2:
+        p = np.concatenate(
+            [p[..., :_OY], (p[..., _OY] * p[..., _OY2])[..., None], p[..., _OY + 1:_OY2]], axis=-1
+        )
     if operand == "W":
         return p[..., _K] * p[..., _G] * p[..., _C] * p[..., _FX] * p[..., _FY]
     if operand == "O" or operand == "I2":
@@ -253,7 +263,8 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     core = plan.core
     nl = len(layers)
     no = len(ORDERS)
-    loops = np.array([layer_loops(l) for l in layers], dtype=np.float64)  # (nl, 8)
+    loops = np.ones((nl, ND))
+    loops[:, :8] = np.array([layer_loops(l) for l in layers], dtype=np.float64)
     stride1 = np.array([_geometry(l) for l in layers], dtype=np.float64)
     prec_l = {
         "W": np.array([l.precision.weight for l in layers], dtype=np.float64),
@@ -278,7 +289,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
         if dim == _K:  # depthwise / pooling / element-wise: K per group is 1, the groups take K's place
             d = np.where((loops[:, _K] == 1) & (loops[:, _G] > 1), _G, _K)
         flow[:, a] = d
-    unrolled = np.ones((nl, 8))
+    unrolled = np.ones((nl, ND))
     for a in range(na):
         for dim in range(8):
             sel = flow[:, a] == dim
@@ -288,8 +299,11 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             u = np.minimum(plan.array_sizes[a], left)
             u_int[sel, a] = u
             unrolled[sel, dim] *= u
-    temporal = np.ceil(loops / unrolled)  # (nl, 8)
+    temporal = np.ceil(loops / unrolled)  # (nl, ND)
     frac_total = loops / temporal  # fractional unroll per dim (energy)
+    even_oy = np.mod(temporal[:, _OY], 2) == 0
+    temporal[:, _OY2] = np.where(even_oy, 2.0, 1.0)
+    temporal[:, _OY] = np.where(even_oy, temporal[:, _OY] / 2, temporal[:, _OY])
     # fractional unroll per array dim: the whole correction on the first array dim of that loop dim
     u_frac = u_int.copy()
     for dim in range(8):
@@ -309,7 +323,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     rep = lambda x: np.repeat(x, no, axis=0)  # noqa: E731
     T = rep(temporal)
     stride = rep(stride1)
-    order = np.tile(_ORDER_ARRAY, (nl, 1))  # (N, 8)
+    order = np.tile(_ORDER_ARRAY, (nl, 1))  # (N, ND)
     uf = rep(u_frac)
     ul = rep(u_lat)
     ui = rep(u_int)
@@ -319,8 +333,8 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     rows = np.arange(N)
 
     def spatial_products(dim_sets: list[int], use_frac: bool | str) -> np.ndarray:
-        """(N, 8) product of unrolls over the given array dims, per loop dim."""
-        p = np.ones((N, 8))
+        """(N, ND) product of unrolls over the given array dims, per loop dim."""
+        p = np.ones((N, ND))
         u = ul if use_frac == "lat" else (uf if use_frac else ui)
         for a in dim_sets:
             for dim in range(8):
@@ -328,7 +342,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                 p[sel, dim] *= u[sel, a]
         return p
 
-    o_ir = [d for d in range(8) if d not in RELEVANT["O"]]
+    o_ir = [d for d in range(ND) if d not in RELEVANT["O"]]
 
     mem_energy: dict[int, dict[str, np.ndarray]] = {}
     mem_traffic: dict[int, dict[str, np.ndarray]] = {}
@@ -344,18 +358,18 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
         nlev = len(chain)
         first = plan.first_served(store)
         rel = RELEVANT[operand]
-        irr = [d for d in range(8) if d not in rel]
+        irr = [d for d in range(ND) if d not in rel]
         is_out = operand == "O"
         p_in = prec[operand] if not is_out else None
 
         # --- greedy allocation of the order to the levels --------------------------------------------------
-        alloc = np.ones((nlev, N, 8))
+        alloc = np.ones((nlev, N, ND))
         rem = T.copy()
-        cum = np.ones((N, 8))
+        cum = np.ones((N, ND))
         served_so_far: list[int] = []
         for m, lvl in enumerate(chain):
             served_so_far = served_so_far + first[m]
-            sp = spatial_products(served_so_far, use_frac=False)
+            sp = spatial_products(served_so_far, use_frac=True)
             sp_above_ir = np.zeros(N, dtype=bool)
             if is_out:
                 later = [a for mm in range(m + 1, nlev) for a in first[mm]]
@@ -374,7 +388,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             else:
                 lvl_bits = p_in
             open_ = np.ones(N, dtype=bool)
-            for j in range(8):
+            for j in range(ND):
                 d = order[:, j]
                 r = rem[rows, d]
                 base = cum.copy()
@@ -432,7 +446,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             served_so_far = served_so_far + first[m]
             sp_f = spatial_products(served_so_far, use_frac=True)
             sp_l = spatial_products(served_so_far, use_frac="lat")
-            below_t = tcum[m - 1] if m > 0 else np.ones((N, 8))
+            below_t = tcum[m - 1] if m > 0 else np.ones((N, ND))
             data_le.append(_footprint(operand, tcum[m] * sp_f, stride))
             data_low.append(_footprint(operand, below_t * sp_f, stride))
             data_le_l.append(_footprint(operand, tcum[m] * sp_l, stride))
@@ -452,7 +466,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
         stat = np.ones(N)
         if not is_out:
             going = np.ones(N, dtype=bool)
-            for j in range(8):
+            for j in range(ND):
                 d = order[:, j]
                 f = alloc[0, rows, d]
                 is_irr = np.isin(d, irr)
@@ -464,7 +478,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
         for m in range(nlev):
             t = np.ones(N)
             going = np.ones(N, dtype=bool)
-            for j in range(7, -1, -1):
+            for j in range(ND - 1, -1, -1):
                 d = order[:, j]
                 f = alloc[m, rows, d]
                 is_irr = np.isin(d, irr)
