@@ -137,3 +137,20 @@ def test_unknown_backbone_option_is_a_user_error() -> None:
         build_backbone("small_cnn", depth=3)
     with pytest.raises(ExitspaceError, match="shortcut"):
         build_backbone("resnet20", shortcut="C")
+
+
+def test_subnet_shares_weights_and_keeps_paper_letters() -> None:
+    supernet = build_eenn(width=0.25).eval()
+    design = supernet.subnet(["I:pool4_fc2", "D:pool4_fc1", "K:pool4_fc1"])
+    assert design.head_keys == ["D:pool4_fc1", "I:pool4_fc2", "K:pool4_fc1"]
+    assert design.head_blocks == [3, 8, 11]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        full, part = supernet(x), design(x)
+    columns = [supernet.head_keys.index(key) for key in design.head_keys]
+    assert torch.allclose(part, full[:, columns])
+    assert design.heads["D_pool4_fc1"] is supernet.heads["D_pool4_fc1"]
+    early = supernet.subnet(["B:pool4_fc1"])
+    assert early(x).shape == (2, 1, 10)
+    with pytest.raises(ConfigError, match="Z:pool4_fc1"):
+        supernet.subnet(["Z:pool4_fc1"])

@@ -110,3 +110,12 @@ def test_plain_net_workload_has_one_final_head() -> None:
     assert workload.exits == ["D:pool4_fc2"]
     assert {layer.block for layer in workload.head("D:pool4_fc2")} == {"b3"}
     assert [layer.op for layer in workload.head("D:pool4_fc2")] == [OpType.POOL, OpType.FC, OpType.FC]
+
+
+def test_subnet_workload_stops_at_its_deepest_head() -> None:
+    supernet = build_eenn(width=0.25)
+    design = supernet.subnet(["C:pool4_fc1", "F:pool4_fc2"])
+    workload = workload_from_torch(design, torch.zeros(1, 3, 32, 32))
+    assert workload.exits == ["C:pool4_fc1", "F:pool4_fc2"]
+    assert [layer.block for layer in workload.backbone()][-1] == "b5"
+    assert {layer.block for layer in workload.head("F:pool4_fc2")} == {"b5"}

@@ -9,6 +9,7 @@ letter (paper: candidates after blocks 0-9 are A..J, the final exit after block 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -183,6 +184,57 @@ class EENN(_Tagged):
         outputs = []
         for index, block in enumerate(self.backbone.blocks):
             x = block(x)
+            for name in self._heads_after.get(index, []):
+                outputs.append(self.heads[name](x))
+        return torch.stack(outputs, dim=1)
+
+    def subnet(self, head_keys: Sequence[str]) -> "EENNSubnet":
+        """A design cut from this supernet: the chosen heads only, sharing its weights (see EENNSubnet)."""
+        return EENNSubnet(self, head_keys)
+
+
+class EENNSubnet(_Tagged):
+    """Chosen heads of a supernet, sharing its modules and keeping its head keys (paper letters).
+
+    The backbone runs up to the deepest chosen head. Use it to export or fine-tune one design, or, with
+    only the final head, as the static baseline of a trained supernet.
+    """
+
+    def __init__(self, supernet: EENN, head_keys: Sequence[str]) -> None:
+        super().__init__()
+        unknown = [key for key in head_keys if key not in supernet.head_keys]
+        if unknown or not head_keys:
+            raise ConfigError(
+                f"exits: {unknown or 'none chosen'}; choose among the supernet's heads {supernet.head_keys}"
+            )
+        self.spec = supernet.spec
+        self.backbone = supernet.backbone
+        chosen = [key for key in supernet.head_keys if key in set(head_keys)]
+        block_of = dict(zip(supernet.head_keys, supernet.head_blocks))
+        self.heads = nn.ModuleDict({_module_name(key): supernet.heads[_module_name(key)] for key in chosen})
+        self._head_of_module = {_module_name(key): (key, block_of[key]) for key in chosen}
+        self._heads_after: dict[int, list[str]] = {}
+        for key in chosen:
+            self._heads_after.setdefault(block_of[key], []).append(_module_name(key))
+        self._keys = chosen
+        self._blocks = [block_of[key] for key in chosen]
+
+    @property
+    def head_keys(self) -> list[str]:
+        """Chosen head keys in output (network) order."""
+        return list(self._keys)
+
+    @property
+    def head_blocks(self) -> list[int]:
+        """Block index each chosen head is mounted after."""
+        return list(self._blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the chosen heads: ``[batch, len(head_keys), classes]``."""
+        x = self.backbone.stem(x)
+        outputs = []
+        for index in range(max(self._blocks) + 1):
+            x = self.backbone.blocks[index](x)
             for name in self._heads_after.get(index, []):
                 outputs.append(self.heads[name](x))
         return torch.stack(outputs, dim=1)
