@@ -56,8 +56,8 @@ class Layer:
     """One layer of a workload.
 
     ``block`` tags the backbone block ("stem", "b0" ... "b11") or, for head layers, the block the head
-    is mounted after; ``exit`` names the exit head ("A".."K") the layer belongs to, or None for backbone
-    layers. ``inputs`` names the producer layers (the dependency graph); an empty tuple means the
+    is mounted after; ``exit`` is the key of the exit head the layer belongs to (``"<label>:<head type>"``,
+    e.g. ``"D:pool4_fc1"``), or None for backbone layers. ``inputs`` names the producer layers (the dependency graph); an empty tuple means the
     network input.
     """
 
