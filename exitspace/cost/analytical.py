@@ -194,16 +194,22 @@ def _unique_indices(s: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a * b - np.maximum(0.0, b - s) * (a - 1)
 
 
+@lru_cache(maxsize=4096)
+def _divisors(n: int) -> tuple[int, ...]:
+    return tuple(d for d in range(1, n + 1) if n % d == 0)
+
+
 def _largest_divisor_fitting(rem: np.ndarray, ok: "callable") -> np.ndarray:  # type: ignore[valid-type]
-    """Per row, the largest divisor f of ``rem`` with ``ok(f)`` true (1 if none)."""
+    """Per row, the largest divisor f of ``rem`` with ``ok(f)`` true (1 if none); ``ok`` gets a (rows, D) matrix."""
     if rem.size == 0:
         return rem.copy()
-    top = int(rem.max())
-    cand = np.arange(1, top + 1, dtype=np.float64)[None, :]
-    r = rem[:, None]
-    mask = (np.mod(r, cand) == 0) & (cand <= r) & ok(cand)
-    idx = np.where(mask, cand, 1.0)
-    return idx.max(axis=1)
+    lists = [_divisors(int(r)) for r in rem]
+    width = max(len(x) for x in lists)
+    cand = np.ones((len(lists), width))
+    for i, divs in enumerate(lists):
+        cand[i, : len(divs)] = divs
+    mask = ok(cand)
+    return np.where(mask, cand, 1.0).max(axis=1)
 
 
 @dataclass
@@ -332,15 +338,28 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     total = np.prod(T, axis=1)
     rows = np.arange(N)
 
+    per_dim: dict[str, list[np.ndarray]] = {}
+    for kind, u in (("int", ui), ("frac", uf), ("lat", ul)):
+        mats = []
+        for a in range(na):
+            mat = np.ones((N, ND))
+            has = fl[:, a] >= 0
+            mat[rows[has], fl[has, a]] = u[has, a]
+            mats.append(mat)
+        per_dim[kind] = mats
+    sp_cache: dict[tuple, np.ndarray] = {}
+
     def spatial_products(dim_sets: list[int], use_frac: bool | str) -> np.ndarray:
         """(N, ND) product of unrolls over the given array dims, per loop dim."""
-        p = np.ones((N, ND))
-        u = ul if use_frac == "lat" else (uf if use_frac else ui)
-        for a in dim_sets:
-            for dim in range(8):
-                sel = fl[:, a] == dim
-                p[sel, dim] *= u[sel, a]
-        return p
+        kind = "lat" if use_frac == "lat" else ("frac" if use_frac else "int")
+        key = (kind, tuple(dim_sets))
+        hit = sp_cache.get(key)
+        if hit is None:
+            hit = np.ones((N, ND))
+            for a in dim_sets:
+                hit = hit * per_dim[kind][a]
+            sp_cache[key] = hit
+        return hit
 
     o_ir = [d for d in range(ND) if d not in RELEVANT["O"]]
 
@@ -417,7 +436,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
 
                     def ok(cand: np.ndarray) -> np.ndarray:
                         k = len(sel)
-                        pk = np.repeat(bsel[:, None, :], cand.shape[1], axis=1)
+                        pk = np.repeat(bsel[:, None, :], cand.shape[1], axis=1)  # (k, D, ND)
                         pk[np.arange(k), :, dsel] = pk[np.arange(k), :, dsel] * cand
                         fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :])
                         return fp * lvl_bits[sel][:, None] <= capsel[:, None]
