@@ -1,0 +1,120 @@
+"""The training config (YAML): model spec, data, optimiser, losses, QAT and runtime options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from exitspace.data.registry import DataConfig
+from exitspace.errors import ConfigError
+from exitspace.train.quant import parse_pair
+
+DEFAULT_PAIRS = ["32/32", "8/8", "8/4", "4/8", "4/4"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptimConfig(_Strict):
+    """Float training: SGD with a one-cycle or cosine schedule."""
+
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.1, gt=0, description="peak learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["onecycle", "cosine"] = "onecycle"
+    warmup_fraction: float = Field(0.15, gt=0, lt=1, description="one-cycle: share of steps spent warming up")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+
+class LossConfig(_Strict):
+    """How the heads' losses are combined."""
+
+    weights: Literal["increasing", "uniform"] | list[float] = Field(
+        "increasing", description="'increasing': proportional to the mounting depth; or one weight per head"
+    )
+    distill_weight: float = Field(0.0, ge=0, le=1, description="share of each early head's loss taken from the final exit's soft labels")
+    distill_temperature: float = Field(3.0, gt=0)
+
+
+class QATConfig(_Strict):
+    """Quantization-aware fine-tuning from the float checkpoint, one run per precision pair."""
+
+    pairs: list[str] = Field(default_factory=lambda: list(DEFAULT_PAIRS))
+    epochs: int = Field(2, ge=0)
+    lr: float = Field(0.005, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    freeze_bn: bool = True
+    calibration_batches: int = Field(8, ge=0, description="batches that set activation ranges before QAT")
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_pair(text)
+        return value
+
+
+class RuntimeConfig(_Strict):
+    """Threads, numerics and reproducibility."""
+
+    seed: int = 0
+    threads: int | None = Field(None, ge=1, description="torch threads; None = all cores")
+    bf16: bool = Field(True, description="bf16 autocast for training steps (evaluation stays float32)")
+    channels_last: bool = True
+    eval_batch_size: int = Field(500, ge=1)
+    log_every: int = Field(50, ge=1, description="steps between log lines when not on a terminal")
+
+
+class TrainConfig(_Strict):
+    """A whole training run: float supernet, then QAT per precision pair, then exit tables."""
+
+    name: str = "run"
+    model: dict[str, Any] = Field(default_factory=dict, description="EENNSpec fields (exitspace.models)")
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    qat: QATConfig = Field(default_factory=QATConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "config"
+    msg = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{prefix}{where}: {msg}{got_text}"
+
+
+def parse_train_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Validate a dict; one-line ConfigError naming the field."""
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_error(exc)}") from None
+
+
+def load_train_config(path: Path) -> TrainConfig:
+    """Read and validate a training YAML; relative data paths resolve against the YAML's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; give the path of a training YAML (see configs/train/)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections (model, data, optim, ...)")
+    config = parse_train_config(data, str(path))
+    if config.data.path is not None and not config.data.path.is_absolute() and not config.data.path.exists():
+        candidate = (path.parent / config.data.path).resolve()
+        if candidate.exists():
+            config.data.path = candidate
+    return config

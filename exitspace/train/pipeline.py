@@ -1,0 +1,220 @@
+"""The whole training flow: float supernet -> QAT per precision pair -> exit tables -> summary.json.
+
+Run directory layout (re-running resumes and skips finished work)::
+
+    config.yaml            copy of the config used
+    train.log              log lines of every run
+    float/                 checkpoint.pt (latest epoch), model.pt + done.json when finished
+    qat_b8_e4/ ...         the same per quantized pair
+    exit_tables/exit_table_b8_e4.npz
+    summary.json           per-head val/test accuracy per pair
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from exitspace.data.base import DataSplits
+from exitspace.data.loader import BatchLoader
+from exitspace.data.registry import load_splits
+from exitspace.models import EENN, EENNSpec, build_eenn
+from exitspace.train.checkpoint import state_dict_hash
+from exitspace.train.config import TrainConfig
+from exitspace.train.exit_table import ExitTable
+from exitspace.train.losses import head_loss_weights
+from exitspace.train.progress import Reporter
+from exitspace.train.quant import (
+    FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
+)
+from exitspace.train.trainer import PhaseSettings, head_accuracy, predict, run_phase
+
+SUMMARY = "summary.json"
+
+
+def exit_table_path(run_dir: Path, pair: PrecisionPair) -> Path:
+    """Where the exit table of ``pair`` lives in a run directory."""
+    return Path(run_dir) / "exit_tables" / f"exit_table_{pair_name(pair)}.npz"
+
+
+def configure_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads (None = all cores); returns the number used."""
+    count = threads or os.cpu_count() or 1
+    torch.set_num_threads(count)
+    return count
+
+
+def model_spec(config: TrainConfig, splits: DataSplits) -> EENNSpec:
+    """The EENN spec, with classes / input channels / size taken from the data unless given."""
+    channels, height, _ = splits.info["image_shape"]
+    defaults = {"num_classes": splits.info["num_classes"], "in_channels": channels, "input_size": height}
+    return EENNSpec.parse({**defaults, **config.model})
+
+
+def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoader]:
+    """Train (shuffled, augmented, drop_last) and val/test (in order) loaders."""
+    mean, std = torch.tensor(splits.info["mean"]), torch.tensor(splits.info["std"])
+    cl = config.runtime.channels_last
+    common = dict(mean=mean, std=std, channels_last=cl)
+    d = config.data
+    return {
+        "train": BatchLoader(splits.train, config.optim.batch_size, shuffle=True, augment=d.augment,
+                             crop_padding=d.crop_padding, flip=d.flip, drop_last=True, seed=config.runtime.seed, **common),
+        "val": BatchLoader(splits.val, config.runtime.eval_batch_size, **common),
+        "test": BatchLoader(splits.test, config.runtime.eval_batch_size, **common),
+    }
+
+
+def _sgd(lr: float, momentum: float, nesterov: bool, weight_decay: float):  # type: ignore[no-untyped-def]
+    return lambda model: torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0,
+                                         weight_decay=weight_decay)
+
+
+def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
+    o, loss = config.optim, config.loss
+
+    def scheduler(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+        if o.schedule == "onecycle":
+            return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=o.lr, total_steps=total, pct_start=o.warmup_fraction)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+
+    return PhaseSettings(
+        epochs=o.epochs, make_optimizer=_sgd(o.lr, o.momentum, o.nesterov, o.weight_decay), make_scheduler=scheduler,
+        weights=head_loss_weights(model.head_blocks, loss.weights), final_mask=_final_mask(model),
+        label_smoothing=o.label_smoothing, distill_weight=loss.distill_weight,
+        distill_temperature=loss.distill_temperature, bf16=config.runtime.bf16,
+    )
+
+
+def _final_mask(model: EENN) -> torch.Tensor:
+    last = max(model.head_blocks)
+    return torch.tensor([b == last for b in model.head_blocks])
+
+
+def _qat_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
+    q, o, loss = config.qat, config.optim, config.loss
+    settings = _float_settings(config, model)
+    settings.epochs = q.epochs
+    settings.make_optimizer = _sgd(q.lr, o.momentum, o.nesterov, q.weight_decay)
+    settings.make_scheduler = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    settings.train_mode_hook = freeze_batchnorm if q.freeze_bn else None
+    settings.eval_hook = lambda m, evaluating: set_observers(m, not evaluating)
+    settings.label_smoothing = o.label_smoothing
+    settings.distill_weight = loss.distill_weight
+    return settings
+
+
+def _to_layout(model: nn.Module, config: TrainConfig) -> nn.Module:
+    return model.to(memory_format=torch.channels_last) if config.runtime.channels_last else model
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, loader: BatchLoader, batches: int) -> None:
+    """Set activation ranges: a few forward passes in eval mode with observers on."""
+    model.eval()
+    set_observers(model, True)
+    for index, (x, _) in enumerate(loader.epoch(0)):
+        if index >= batches:
+            break
+        model(x)
+
+
+def build_float_model(config: TrainConfig, spec: EENNSpec) -> EENN:
+    """A freshly initialised supernet (seeded)."""
+    torch.manual_seed(config.runtime.seed)
+    return build_eenn(spec)
+
+
+def write_exit_table(model: EENN, loaders: dict[str, BatchLoader], path: Path, meta: dict[str, Any]) -> ExitTable:
+    """Evaluate every head on val and test in float32 (observers frozen) and save the exit table."""
+    set_observers(model, False)
+    logits, labels, accuracy = {}, {}, {}
+    for split in ("val", "test"):
+        logits[split], labels[split] = predict(model, loaders[split], bf16=False)
+        accuracy[split] = dict(zip(model.head_keys, map(float, head_accuracy(logits[split], labels[split]))))
+    table = ExitTable(head_keys=list(model.head_keys), head_blocks=list(model.head_blocks),
+                      logits={k: v.astype(np.float16) for k, v in logits.items()}, labels=labels,
+                      meta={**meta, "model_hash": state_dict_hash(model), "accuracy": accuracy})
+    table.save(path)
+    return table
+
+
+def run_training(
+    config: TrainConfig,
+    run_dir: Path,
+    pairs: list[str] | None = None,
+    reporter: Reporter | None = None,
+    stop_after_steps: int | None = None,
+) -> dict[str, Any]:
+    """Float training, QAT per pair, exit tables, summary; resumes whatever is already in ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    reporter = reporter or Reporter(log_file=run_dir / "train.log", log_every=config.runtime.log_every)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    threads = configure_threads(config.runtime.threads)
+    chosen = [parse_pair(p) for p in (pairs or config.qat.pairs)]
+    splits = load_splits(config.data)
+    spec = model_spec(config, splits)
+    loaders = make_loaders(config, splits)
+    reporter.log(f"run {config.name}: {spec.backbone} with {len(spec.head_keys)} heads, data {splits.info['dataset']} "
+                 f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}, {threads} threads, "
+                 f"pairs {[f'{b}/{e}' for b, e in chosen]}")
+    summary_path = run_dir / SUMMARY
+    summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary.update(name=config.name, model=spec.model_dump(mode="json"), data=splits.info, head_keys=spec.head_keys,
+                   head_blocks=spec.head_blocks)
+    summary.setdefault("pairs", {})
+    meta_base = {"model_spec": spec.model_dump(mode="json"), "dataset": splits.info["dataset"],
+                 "split_seed": splits.info["split_seed"], "val_size": splits.info["val_size"], "seed": config.runtime.seed,
+                 "config_name": config.name}
+
+    float_model: EENN | None = None
+
+    def float_trained() -> EENN:
+        nonlocal float_model
+        if float_model is None:
+            model = _to_layout(build_float_model(config, spec), config)
+            started = time.perf_counter()
+            history = run_phase("float", model, loaders["train"], loaders["val"], run_dir / "float",
+                                _float_settings(config, model), reporter, stop_after_steps)
+            summary["float_history"] = history
+            summary.setdefault("float_seconds", time.perf_counter() - started)
+            float_model = model
+        return float_model
+
+    for pair in chosen:
+        key = f"{pair[0]}/{pair[1]}"
+        table_path = exit_table_path(run_dir, pair)
+        if table_path.is_file() and key in summary["pairs"]:
+            reporter.log(f"{key}: exit table exists, skipped ({table_path})")
+            continue
+        base = float_trained()
+        if pair == (FLOAT_BITS, FLOAT_BITS):
+            model, history = base, []
+        else:
+            model = build_eenn(spec)
+            model.load_state_dict(base.state_dict())
+            quantize_model(model, pair)
+            model = _to_layout(model, config)
+            phase_dir = run_dir / f"qat_{pair_name(pair)}"
+            if not (phase_dir / "checkpoint.pt").is_file() and not (phase_dir / "done.json").is_file():
+                calibrate(model, loaders["train"], config.qat.calibration_batches)
+            history = run_phase(f"qat {key}", model, loaders["train"], loaders["val"], phase_dir,
+                                _qat_settings(config, model), reporter, stop_after_steps)
+        table = write_exit_table(model, loaders, table_path, {**meta_base, "precision_pair": list(pair)})
+        summary["pairs"][key] = {"exit_table": str(table_path.relative_to(run_dir)), "model_hash": table.meta["model_hash"],
+                                 "accuracy": table.meta["accuracy"], "qat_history": history}
+        test_acc = table.meta["accuracy"]["test"]
+        reporter.log(f"{key}: final exit test acc {test_acc[model.head_keys[-1]]:.4f}, first exit "
+                     f"{test_acc[model.head_keys[0]]:.4f}; table {table_path}")
+        summary_path.write_text(json.dumps(summary, indent=1))
+    summary_path.write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,159 @@
+"""One training phase (float or QAT) with per-epoch atomic checkpoints and automatic resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from exitspace.data.loader import BatchLoader
+from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
+from exitspace.train.losses import eenn_loss
+from exitspace.train.progress import Reporter
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by ``stop_after_steps`` to simulate a kill (tests)."""
+
+
+@dataclass
+class PhaseSettings:
+    """What one phase needs beyond the model and data."""
+
+    epochs: int
+    make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
+    make_scheduler: Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
+    weights: torch.Tensor
+    final_mask: torch.Tensor
+    label_smoothing: float = 0.0
+    distill_weight: float = 0.0
+    distill_temperature: float = 3.0
+    bf16: bool = True
+    train_mode_hook: Callable[[nn.Module], None] | None = None  # e.g. freeze BN in QAT
+    eval_hook: Callable[[nn.Module, bool], None] | None = None  # (model, evaluating) e.g. freeze observers
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "model.pt"
+DONE = "done.json"
+
+
+def autocast(enabled: bool) -> Any:
+    """bf16 autocast on CPU, or nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else nullcontext()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: BatchLoader, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ``[N, H, C]`` (float32) and labels ``[N]`` over a whole loader, model in eval mode."""
+    was_training = model.training
+    model.eval()
+    outs, labels = [], []
+    with autocast(bf16):
+        for x, y in loader.epoch(0):
+            outs.append(model(x).float())
+            labels.append(y)
+    model.train(was_training)
+    return torch.cat(outs).numpy(), torch.cat(labels).numpy()
+
+
+def head_accuracy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Top-1 accuracy of every head: ``[H]``."""
+    return (logits.argmax(-1) == labels[:, None]).mean(0)
+
+
+def run_phase(
+    name: str,
+    model: nn.Module,
+    train_loader: BatchLoader,
+    val_loader: BatchLoader | None,
+    phase_dir: Path,
+    settings: PhaseSettings,
+    reporter: Reporter,
+    stop_after_steps: int | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` for ``settings.epochs`` epochs, checkpointing after each; resume if a checkpoint exists.
+
+    When the phase is already complete (``done.json``), only loads the final weights. Returns the
+    per-epoch history.
+    """
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    if (phase_dir / DONE).is_file() and (phase_dir / FINAL).is_file():
+        state = load_checkpoint(phase_dir / FINAL)
+        model.load_state_dict(state["model"])
+        reporter.log(f"{name}: already done, loaded {phase_dir / FINAL}")
+        return list(state.get("history", []))
+    optimizer = settings.make_optimizer(model)
+    steps_per_epoch = len(train_loader)
+    scheduler = settings.make_scheduler(optimizer, max(1, settings.epochs * steps_per_epoch))
+    start_epoch, history = 0, []
+    if (phase_dir / CHECKPOINT).is_file():
+        state = load_checkpoint(phase_dir / CHECKPOINT)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, history = int(state["epoch"]), list(state["history"])
+        reporter.log(f"{name}: resuming after epoch {start_epoch}/{settings.epochs} from {phase_dir / CHECKPOINT}")
+    steps_done = 0
+    for epoch in range(start_epoch, settings.epochs):
+        model.train()
+        if settings.train_mode_hook is not None:
+            settings.train_mode_hook(model)
+        loss_sum = torch.zeros(()); correct = torch.zeros((), dtype=torch.long); seen = 0
+        started = time.perf_counter()
+        task = reporter.start_epoch(f"{name} {epoch + 1}/{settings.epochs}", steps_per_epoch)
+        for step, (x, y) in enumerate(train_loader.epoch(epoch)):
+            with autocast(settings.bf16):
+                logits = model(x)
+            loss, _ = eenn_loss(logits, y, settings.weights, settings.final_mask, settings.label_smoothing,
+                                settings.distill_weight, settings.distill_temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                loss_sum += loss.detach() * y.shape[0]
+                correct += (logits[:, -1].argmax(-1) == y).sum()
+            seen += y.shape[0]
+            steps_done += 1
+            elapsed = time.perf_counter() - started
+            reporter.step(task, step + 1, loss=float(loss_sum) / seen, acc=float(correct) / seen, ips=seen / elapsed,
+                          lr=scheduler.get_last_lr()[0])
+            if stop_after_steps is not None and steps_done >= stop_after_steps:
+                raise TrainingInterrupted(f"{name}: stopped after {steps_done} steps (simulated interruption)")
+        train_seconds = time.perf_counter() - started
+        record: dict[str, Any] = {
+            "epoch": epoch + 1, "train_loss": float(loss_sum) / seen, "train_acc_last_head": float(correct) / seen,
+            "images_per_s": seen / train_seconds, "seconds": train_seconds, "lr_end": scheduler.get_last_lr()[0],
+        }
+        if not math.isfinite(record["train_loss"]):
+            raise FloatingPointError(f"{name}: loss is {record['train_loss']} in epoch {epoch + 1}; lower the learning rate")
+        if val_loader is not None:
+            if settings.eval_hook is not None:
+                settings.eval_hook(model, True)
+            logits, labels = predict(model, val_loader, bf16=settings.bf16)
+            if settings.eval_hook is not None:
+                settings.eval_hook(model, False)
+            acc = head_accuracy(logits, labels)
+            record["val_acc_last_head"] = float(acc[-1])
+            record["val_acc_best_head"] = float(acc.max())
+            record["val_acc_first_head"] = float(acc[0])
+        history.append(record)
+        reporter.end_epoch(task, record)
+        save_checkpoint(phase_dir / CHECKPOINT, {
+            "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "history": history, "phase": name,
+        })
+    save_checkpoint(phase_dir / FINAL, {"model": model.state_dict(), "history": history, "phase": name})
+    (phase_dir / DONE).write_text(json.dumps({"phase": name, "epochs": settings.epochs, "history": history}, indent=1))
+    return history
