@@ -35,8 +35,9 @@ RELEVANT: dict[str, tuple[int, ...]] = {
     "I2": (_B, _G, _OX, _OY, _OY2),
     "O": (_B, _K, _G, _OX, _OY, _OY2),
 }
-# Which core memory operand stores each layer operand.
-STORAGE = {"W": "W", "I": "I", "I2": "I", "O": "O"}
+# Which core memory operand stores each layer operand (ZigZag: the second input of an add is memory operand I2,
+# the one weights use).
+STORAGE = {"W": "W", "I": "I", "I2": "W", "O": "O"}
 
 # Canonical temporal loop orders, innermost loop first (a small stand-in for LOMA's permutation search).
 ORDERS: tuple[tuple[int, ...], ...] = (
@@ -574,7 +575,10 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     # ---- latency: stalls per port, on-loading, off-loading ----------------------------------------------------
     def port_of(level: int, is_read: bool, high: bool = False) -> tuple[int, str]:
         mem = core.memories[level]
-        if mem.rw_port > 0 and (mem.r_port == 0 or mem.w_port == 0):
+        if mem.r_port == 0 and mem.w_port == 0:
+            # one shared port; with two or more, ZigZag's files put writes on one and reads on another
+            return (level, ("r" if is_read else "w") if mem.rw_port >= 2 else "rw")
+        if (mem.r_port if is_read else mem.w_port) == 0:
             return (level, "rw")
         count = mem.r_port if is_read else mem.w_port
         side = "h" if (high and count >= 2) else ""
@@ -660,8 +664,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     # on-loading: per operand, level pairs on private ports add up; two inputs combine as ZigZag does
     input_ops = [o for o in operands if o != "O"]
     shared_mem = {
-        lvl.index for lvl in plan.chains["I"]
-        if sum(1 for o in input_ops if lvl.index in {x.index for x in plan.chains[STORAGE[o]]}) > 1
+        i for i, mem in enumerate(core.memories) if sum(STORAGE[o] in mem.operands for o in input_ops) > 1
     }
     individual, halfshared, fully = {}, {}, {}
     for operand in input_ops:
