@@ -276,3 +276,15 @@ def test_routes_take_the_widest_of_the_shortest_paths() -> None:
     mapper = Mapper(toy_workload(), system, FakeBackend())
     assert mapper.model.transfer_cycles_per_bit[0, 1] == pytest.approx(1 / 32)
     assert mapper.model.transfer_energy_per_bit[0, 1] == pytest.approx(0.25)
+
+
+def test_batched_overlap_schedule_matches_one_allocation_at_a_time(mapper: Mapper) -> None:
+    net = mapper.network(EXITS)
+    evaluator = mapper.evaluator(net)
+    combos = list(itertools.product((0, 1), repeat=4))
+    batch = np.array([to_array(mapper.model, net, alloc(*c)) for c in combos])
+    cum_e, cum_l = evaluator.cumulative(batch, "overlap")
+    for row, cores in enumerate(combos):
+        one = mapper.schedule(net, alloc(*cores), "overlap")
+        assert cum_e[row].tolist() == pytest.approx(one.cum_energy.tolist())
+        assert cum_l[row].tolist() == pytest.approx(one.cum_latency.tolist())
