@@ -216,20 +216,20 @@ class RunConfig(_Strict):
         return self.seed if self.search.seed is None else self.search.seed
 
     def resolve_path(self, value: str | None) -> Path | None:
-        """A path from the config: absolute, else relative to the config file, else to the repository."""
+        """A path from the config: absolute as is; a relative one is looked up next to the config file, in
+        the working directory, then in the repository root; the first that exists wins (else the working
+        directory's)."""
         if value is None:
             return None
         path = Path(value).expanduser()
         if path.is_absolute():
             return path
-        candidates = []
-        if self.source:
-            candidates.append(Path(self.source).resolve().parent / path)
+        candidates = [Path(self.source).resolve().parent / path] if self.source else []
         candidates += [Path.cwd() / path, REPO_ROOT / path]
         for candidate in candidates:
             if candidate.exists():
                 return candidate
-        return candidates[-1] if not self.source else candidates[0]
+        return Path.cwd() / path
 
     def run_path(self, override: str | Path | None = None) -> Path:
         """The run directory."""

@@ -1,0 +1,69 @@
+"""``exitspace search`` (the search on existing exit tables) and ``exitspace report`` (re-render a report)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from exitspace.cli.app import app, console, user_errors
+from exitspace.cli.run_cmds import RichPhases, _load, print_summary, summary
+from exitspace.errors import DataError
+from exitspace.report.flow import run_flow
+from exitspace.report.render import write_report
+
+
+@app.command()
+@user_errors
+def search(
+    config: Optional[str] = typer.Argument(None, help="run config (YAML path or name under configs/)"),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run directory (default ./runs/<config name>)"),
+    trials: Optional[int] = typer.Option(None, "--trials", min=1, help="override search.trials"),
+    set_: list[str] = typer.Option([], "--set", help="override a config key, e.g. --set search.storage=postgresql://..."),
+    no_report: bool = typer.Option(False, "--no-report", help="write results.json only (no figures)"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
+) -> None:
+    """The co-design search on existing exit tables (never trains); resumes its study.
+
+    For workers on several machines, run the same command on each against one shared storage:
+    --set search.storage=postgresql://user:password@host/db (the trial budget is shared).
+    """
+    cfg = _load(config, set_)
+    with RichPhases(quiet=as_json) as phases:
+        result = run_flow(cfg, run_dir, trials=trials, phases=phases, write=not no_report, allow_train=False)
+    if no_report:
+        out = result.run_dir / "report"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(result.results, indent=1))
+        result.paths = {"results": out / "results.json"}
+    if as_json:
+        console.print_json(json.dumps(summary(result)))
+    else:
+        print_summary(result)
+
+
+@app.command()
+@user_errors
+def report(
+    source: Path = typer.Argument(..., help="a run directory or a results.json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: next to results.json)"),
+    designs: int = typer.Option(5, "--designs", min=1, help="designs shown in detail"),
+    as_json: bool = typer.Option(False, "--json", help="print the written paths as JSON"),
+) -> None:
+    """Render the Markdown/HTML report and figures from a results.json."""
+    path = source / "report" / "results.json" if source.is_dir() else source
+    if not path.is_file():
+        raise DataError(f"{path}: not found; give a run directory of `exitspace run` or its results.json")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); re-run `exitspace run`") from None
+    if results.get("format") != "exitspace.results":
+        raise DataError(f"{path}: not an exitspace results file (format {results.get('format')!r})")
+    paths = write_report(results, out or path.parent, designs=designs)
+    if as_json:
+        console.print_json(json.dumps({k: str(v) for k, v in paths.items()}))
+    else:
+        console.print(f"report: {paths.get('html', paths['markdown'])}", highlight=False)
