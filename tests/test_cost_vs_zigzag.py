@@ -38,7 +38,8 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def golden_files() -> list[Path]:
-    return sorted(GOLDEN_DIR.glob("*.json"))
+    """Complete golden files (the generator marks a file complete once its last layer is in)."""
+    return sorted(path for path in GOLDEN_DIR.glob("*.json") if load_golden(path).get("complete"))
 
 
 @lru_cache(maxsize=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -87,6 +88,13 @@ def test_layer_key_ignores_names_but_not_precision() -> None:
     renamed = Layer.from_dict({**CONV.to_dict(), "name": "other", "block": "b3"})
     assert layer_key(renamed) == layer_key(CONV)
     assert layer_key(CONV.with_precision(Precision.uniform(4))) != layer_key(CONV)
+
+
+def test_missing_extra_is_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "zigzag", None)  # makes `import zigzag` raise ImportError
+    with pytest.raises(ExitspaceError, match=r"pip install -e \.\[zigzag\]") as info:
+        ZigZagBackend().evaluate([CONV], tiny_core())
+    assert "\n" not in str(info.value)
 
 
 def test_backend_satisfies_the_protocol() -> None:
