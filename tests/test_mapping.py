@@ -142,6 +142,8 @@ def test_metric_definitions_on_the_hand_case(mapper: Mapper) -> None:
     assert metrics.wasted_energy_pj == 0.0
     assert metrics.accuracy == pytest.approx(0.25 * 0.9 + 0.75 * 0.7)
     assert metrics.latency_percentiles == {"p50": 40.0, "p95": 40.0, "p99": 40.0}
+    assert metrics.macs_avg == pytest.approx(0.25 * 16 + 0.75 * 40)  # MACs equal to energy on core 0
+    assert metrics.early_exit_share == pytest.approx(0.25)
     assert dynamic_metrics(schedule, [0.6, 0.4]).latency_percentiles["p50"] == 16.0
 
 
@@ -189,6 +191,7 @@ def test_offchip_rule_streams_weights_beyond_the_pinned_prefix() -> None:
     assert schedule.cum_energy.tolist() == [8 + 10 + 8 + 40, 66 + 16 + 80 + 8 + 40]
     assert schedule.cum_latency.tolist() == [8 + 1 + 8 + 4, 21 + 16 + 8 + 8 + 4]
     assert schedule.stages[1].offchip_energy_pj == pytest.approx(120.0)
+    assert [s.streamed_weight_bits for s in schedule.stages] == [64.0, 192.0]
     # head A alone on core 1 is pinned there; core 0 pins c0 and streams c1 and head B
     moved = mapper.schedule(mapper.network(EXITS), alloc(0, 1, 0, 0))
     assert moved.stages[0].offchip_energy_pj == pytest.approx(10.0)

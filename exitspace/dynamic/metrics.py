@@ -13,7 +13,8 @@ sample that leaves at exit i (definitions in docs/metrics.md):
   also as a share of ``energy_avg`` / ``latency_avg``;
 - latency percentiles over samples: the latency of a sample is ``L_cum`` of its exit, so the p-th
   percentile is ``L_cum,i`` of the first exit (in exit order) where the cumulative ratio reaches p/100;
-- ``accuracy = sum_i r_i acc_i`` when per-exit accuracies are known.
+- ``accuracy = sum_i r_i acc_i`` when per-exit accuracies are known;
+- ``early_exit_share = 1 - r_N``; ``macs_avg = sum_i r_i MACs_cum,i`` (the hardware-blind proxy).
 
 :class:`DynamicMetrics` is a plain dataclass with ``to_dict``. :func:`dynamic_metrics` is the hot path
 (a few numpy dot products).
@@ -76,6 +77,8 @@ class DynamicMetrics:
     head_energy_pj: float
     wasted_energy_pj: float
     latency_percentiles: dict[str, float]
+    early_exit_share: float = 0.0
+    macs_avg: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -161,4 +164,6 @@ def dynamic_metrics(
         head_energy_pj=head_e,
         wasted_energy_pj=wasted,
         latency_percentiles=latency_percentiles(cum_l, r),
+        early_exit_share=float(1.0 - r[-1]),
+        macs_avg=float(r @ schedule.cum_macs),
     )

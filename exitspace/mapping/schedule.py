@@ -61,7 +61,10 @@ class StageCost:
     (each including its inbound transfers and off-chip traffic); ``transfer_*`` and ``offchip_*`` are
     the parts of those spent on links and off-chip memory. ``wasted_energy_pj``: speculative work a
     sample that leaves here has paid for (0 under ``wait``). ``cum_energy_pj`` / ``cum_latency_cycles``:
-    what a sample that leaves at this exit costs in total.
+    what a sample that leaves at this exit costs in total. ``macs`` / ``cum_macs``: MACs of the stage's
+    layers / of all stages up to here (speculative overlap work not included). ``streamed_weight_bits``:
+    weights of the stage's layers that are not pinned on their core and are read from off-chip memory on
+    every inference.
     """
 
     index: int
@@ -81,6 +84,9 @@ class StageCost:
     wasted_energy_pj: float
     cum_energy_pj: float
     cum_latency_cycles: float
+    macs: int = 0
+    cum_macs: int = 0
+    streamed_weight_bits: float = 0.0
 
     @property
     def cum_product(self) -> float:
@@ -117,6 +123,11 @@ class Schedule:
     def cum_latency(self) -> np.ndarray:
         """[S] latency (cycles) of a sample that leaves at each exit."""
         return np.array([stage.cum_latency_cycles for stage in self.stages])
+
+    @property
+    def cum_macs(self) -> np.ndarray:
+        """[S] MACs of a sample that leaves at each exit."""
+        return np.array([stage.cum_macs for stage in self.stages], dtype=float)
 
     @property
     def head_energy(self) -> np.ndarray:
@@ -158,6 +169,7 @@ class LayerBatch:
     transfer_latency: np.ndarray
     offchip_energy: np.ndarray
     offchip_latency: np.ndarray
+    streamed: np.ndarray
 
 
 class NetworkEvaluator:
@@ -178,6 +190,8 @@ class NetworkEvaluator:
         self.stream_energy = model.weight_stream_energy[idx]
         self.stream_latency = model.weight_stream_latency[idx]
         self.weight_bits = model.weight_bits[idx]
+        self.macs = np.array([model.workload.layers[i].macs for i in idx], dtype=np.int64)
+        self.stage_macs = np.bincount(net.stage_of, weights=self.macs, minlength=stages).astype(np.int64)
         self.capacity = model.weight_capacity
         self.pinning_cores = [c for c in range(model.num_cores) if np.isfinite(self.capacity[c])]
         self.src = net.edges[:, 0]
@@ -224,7 +238,7 @@ class NetworkEvaluator:
             x_t = np.zeros(alloc.shape)
         energy = base_e + streamed * self.stream_energy + x_e
         latency = base_t + streamed * self.stream_latency + x_t
-        return LayerBatch(energy, latency, x_e, x_t, off_e, off_t)
+        return LayerBatch(energy, latency, x_e, x_t, off_e, off_t, streamed)
 
     def _edge_cycles(self, alloc: np.ndarray) -> np.ndarray:
         if not self.src.size:
@@ -334,6 +348,8 @@ class NetworkEvaluator:
         x_t = (batch.transfer_latency @ self.stage_onehot)[0]
         o_e = (batch.offchip_energy @ self.stage_onehot)[0]
         o_t = (batch.offchip_latency @ self.stage_onehot)[0]
+        w_bits = ((batch.streamed * self.weight_bits) @ self.stage_onehot)[0]
+        cum_macs = np.cumsum(self.stage_macs)
         prev_e = np.concatenate([[0.0], cum_e[0, :-1]])
         prev_l = np.concatenate([[0.0], cum_l[0, :-1]])
         if allocation is None:
@@ -359,6 +375,9 @@ class NetworkEvaluator:
                 wasted_energy_pj=float(wasted[0, s]),
                 cum_energy_pj=float(cum_e[0, s]),
                 cum_latency_cycles=float(cum_l[0, s]),
+                macs=int(self.stage_macs[s]),
+                cum_macs=int(cum_macs[s]),
+                streamed_weight_bits=float(w_bits[s]),
             )
             for s, key in enumerate(self.net.exit_keys)
         ]
