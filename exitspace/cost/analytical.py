@@ -145,6 +145,45 @@ def layer_loops(layer: Layer) -> tuple[int, ...]:
     return (layer.B, 1, layer.K, 1, layer.OX, layer.OY, layer.FX, layer.FY)
 
 
+_ZZ_DIM_ORDER = (_B, _K, _G, _OX, _OY, _C, _FX, _FY)  # ZigZag's loop-dim order (ties in LPF merging)
+
+
+def _prime_factors(n: int) -> list[int]:
+    out, f = [], 2
+    while f * f <= n:
+        while n % f == 0:
+            out.append(f)
+            n //= f
+        f += 1
+    if n > 1:
+        out.append(n)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def loop_factors(temporal: tuple[int, ...], lpf_limit: int = 6) -> dict[int, tuple[int, ...]]:
+    """The temporal loop factors LOMA permutes (ZigZag's ``lpf_limit``): prime factors of every temporal loop,
+    the two smallest of the dimension with most factors merged until at most ``lpf_limit`` remain."""
+    factors = {d: sorted(_prime_factors(temporal[d])) for d in _ZZ_DIM_ORDER if temporal[d] > 1}
+    limit = max(lpf_limit, len(factors))
+    while sum(len(f) for f in factors.values()) > limit:
+        most = max(len(f) for f in factors.values())
+        dim = next(d for d in _ZZ_DIM_ORDER if d in factors and len(factors[d]) == most)
+        f = factors[dim]
+        merged = f[0] * f[1]
+        factors[dim] = sorted(f[2:] + [merged])
+    return {d: tuple(f) for d, f in factors.items()}
+
+
+@lru_cache(maxsize=16384)
+def _sub_products(factors: tuple[int, ...]) -> tuple[int, ...]:
+    """Every product of a sub-multiset of ``factors`` (the tile sizes a permutation can put below a level)."""
+    products = {1}
+    for f in factors:
+        products |= {p * f for p in products}
+    return tuple(sorted(products))
+
+
 def _geometry(layer: Layer) -> tuple[float, float, float, float]:
     """x stride, y stride, whole input width and height without padding (ZigZag's IX/IY sizes)."""
     sy, sx = layer.stride
@@ -200,15 +239,14 @@ def _divisors(n: int) -> tuple[int, ...]:
     return tuple(d for d in range(1, n + 1) if n % d == 0)
 
 
-def _largest_divisor_fitting(rem: np.ndarray, ok: "callable") -> np.ndarray:  # type: ignore[valid-type]
-    """Per row, the largest divisor f of ``rem`` with ``ok(f)`` true (1 if none); ``ok`` gets a (rows, D) matrix."""
-    if rem.size == 0:
-        return rem.copy()
-    lists = [_divisors(int(r)) for r in rem]
-    width = max(len(x) for x in lists)
-    cand = np.ones((len(lists), width))
-    for i, divs in enumerate(lists):
-        cand[i, : len(divs)] = divs
+def _largest_fitting(candidates: list[tuple[int, ...]], ok: "callable") -> np.ndarray:  # type: ignore[valid-type]
+    """Per row, the largest candidate tile size with ``ok`` true (1 if none); ``ok`` gets a (rows, D) matrix."""
+    if not candidates:
+        return np.ones(0)
+    width = max(len(x) for x in candidates)
+    cand = np.ones((len(candidates), width))
+    for i, sizes in enumerate(candidates):
+        cand[i, : len(sizes)] = sizes
     mask = ok(cand)
     return np.where(mask, cand, 1.0).max(axis=1)
 
@@ -308,9 +346,19 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             unrolled[sel, dim] *= u
     temporal = np.ceil(loops / unrolled)  # (nl, ND)
     frac_total = loops / temporal  # fractional unroll per dim (energy)
-    even_oy = np.mod(temporal[:, _OY], 2) == 0
+    lpfs = [loop_factors(tuple(int(t) for t in row[:8])) for row in temporal]
+    even_oy = np.array([2 in f.get(_OY, ()) for f in lpfs], dtype=bool)
     temporal[:, _OY2] = np.where(even_oy, 2.0, 1.0)
     temporal[:, _OY] = np.where(even_oy, temporal[:, _OY] / 2, temporal[:, _OY])
+    dim_factors: list[dict[int, tuple[int, ...]]] = []
+    for f, split in zip(lpfs, even_oy):
+        f = dict(f)
+        if split:
+            oy = list(f[_OY])
+            oy.remove(2)
+            f[_OY] = tuple(oy)
+            f[_OY2] = (2,)
+        dim_factors.append(f)
     # fractional unroll per array dim: the whole correction on the first array dim of that loop dim
     u_frac = u_int.copy()
     for dim in range(8):
@@ -442,7 +490,11 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                         fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :])
                         return fp * lvl_bits[sel][:, None] <= capsel[:, None]
 
-                    f = _largest_divisor_fitting(rs, ok)
+                    lists = []
+                    for row, dim, remaining in zip(sel, dsel, rs):
+                        facs = dim_factors[row // no].get(int(dim), ())
+                        lists.append(tuple(p for p in _sub_products(facs) if remaining % p == 0))
+                    f = _largest_fitting(lists, ok)
                     take[sel] = f
                 open_ = open_ & full
                 alloc[m, rows, d] = take
