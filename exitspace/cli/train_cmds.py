@@ -1,0 +1,74 @@
+"""``exitspace train``: float supernet, QAT per precision pair, exit tables; ``exitspace train-export``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from exitspace.cli.app import app, console, err_console, user_errors
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="training YAML, e.g. configs/train/smoke.yaml")],
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="default: runs/<config name>")] = None,
+    pairs: Annotated[Optional[str], typer.Option("--pairs", help="precision pairs, e.g. 32/32,8/8,8/4 (default: the config's)")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch threads (default: the config's, else all cores)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
+) -> None:
+    """Train the EENN supernet, fine-tune it per precision pair (QAT) and write every exit table.
+
+    Re-running resumes from the last epoch checkpoint and skips finished pairs.
+    """
+    from exitspace.train.config import load_train_config
+    from exitspace.train.pipeline import run_training
+    from exitspace.train.progress import Reporter
+    from exitspace.train.quant import parse_pair
+
+    cfg = load_train_config(config)
+    if threads is not None:
+        if threads < 1:
+            from exitspace.errors import ConfigError
+
+            raise ConfigError(f"--threads: must be >= 1 (got {threads})")
+        cfg.runtime.threads = threads
+    pair_list = [p.strip() for p in pairs.split(",") if p.strip()] if pairs else None
+    for text in pair_list or []:
+        parse_pair(text)
+    target = run_dir or Path("runs") / cfg.name
+    reporter = Reporter(console=err_console, log_file=target / "train.log", log_every=cfg.runtime.log_every)
+    summary = run_training(cfg, target, pairs=pair_list, reporter=reporter)
+    if json_output:
+        print(json.dumps({"run_dir": str(target), "pairs": {p: v["accuracy"] for p, v in summary["pairs"].items()},
+                          "head_keys": summary["head_keys"]}))
+        return
+    final = summary["head_keys"][-1]
+    for pair, entry in summary["pairs"].items():
+        acc = entry["accuracy"]["test"]
+        best = max(acc, key=acc.get)
+        console.print(f"{pair}: final {final} {100 * acc[final]:.2f}%, first {summary['head_keys'][0]} "
+                      f"{100 * acc[summary['head_keys'][0]]:.2f}%, best {best} {100 * acc[best]:.2f}%  ({target / entry['exit_table']})")
+
+
+@app.command("train-export")
+@user_errors
+def train_export(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    out_dir: Annotated[Path, typer.Argument(help="results folder, e.g. results/resnet20_cifar10")],
+    heads: Annotated[Optional[str], typer.Option("--heads", help="keep only these head types, e.g. pool4_fc1,pool4_fc2")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
+) -> None:
+    """Copy a run's exit tables and summary into OUT_DIR and write results.md (per-head accuracy per pair)."""
+    from exitspace.train.results import export_results
+
+    head_list = [h.strip() for h in heads.split(",") if h.strip()] if heads else None
+    info = export_results(run_dir, out_dir, head_list)
+    if json_output:
+        print(json.dumps(info))
+    else:
+        total = sum(info["exit_table_bytes"].values())
+        console.print(f"wrote {out_dir}: {len(info['exit_table_bytes'])} exit tables ({total / 1e6:.1f} MB), summary.json, results.md")
