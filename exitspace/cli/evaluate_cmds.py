@@ -42,7 +42,24 @@ def parse_bits(text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def _workload(model: str | None, workload_file: Path | None, width: float, heads: list[str], bits: str | None) -> Workload:
+def _workload(
+    model: str | None,
+    workload_file: Path | None,
+    width: float,
+    heads: list[str],
+    bits: str | None,
+    table_meta: dict[str, Any] | None = None,
+) -> Workload:
+    """The workload from --workload, or built from --model; with an exit table, its model spec (input
+    size, candidates, ...) and precision pair are used, and a different --model or --bits is an error."""
+    spec_hint = (table_meta or {}).get("model_spec")
+    pair = (table_meta or {}).get("precision_pair")
+    if pair is not None:
+        if bits is not None and parse_bits(bits) != (int(pair[0]), int(pair[1])):
+            raise ConfigError(f"--bits {bits}: the exit table is for {pair[0]}/{pair[1]}; give --bits {pair[0]}/{pair[1]}")
+        bits = bits or f"{pair[0]}/{pair[1]}"
+    if model is None and workload_file is None and spec_hint:
+        model = spec_hint.get("backbone")
     if (model is None) == (workload_file is None):
         raise ConfigError("--model / --workload: give exactly one (e.g. --model mobilenetv2_cifar)")
     if workload_file is not None:
@@ -55,7 +72,14 @@ def _workload(model: str | None, workload_file: Path | None, width: float, heads
     from exitspace.models.eenn import EENNSpec
     from exitspace.workload.paper import eenn_workload
 
-    spec = EENNSpec.parse({"backbone": model, "width": width, "head_types": sorted(set(heads))})
+    data: dict[str, Any] = {"backbone": model, "width": width, "head_types": sorted(set(heads))}
+    if spec_hint:
+        if spec_hint.get("backbone") != model:
+            raise ConfigError(
+                f"--model {model}: the exit table is for {spec_hint.get('backbone')!r}; give that model or another table"
+            )
+        data = {**spec_hint, "head_types": sorted(set(spec_hint.get("head_types") or []) | set(heads))}
+    spec = EENNSpec.parse(data)
     return eenn_workload(spec, precision_backbone=backbone, precision_exits=exits)
 
 
@@ -160,7 +184,9 @@ def _print(result: dict[str, Any]) -> None:
 @user_errors
 def evaluate(
     exits: Annotated[str, typer.Option(help="comma-separated exit labels in network order, final last, e.g. D,F,I,K")],
-    model: Annotated[Optional[str], typer.Option(help="backbone name, e.g. mobilenetv2_cifar")] = None,
+    model: Annotated[
+        Optional[str], typer.Option(help="backbone name, e.g. mobilenetv2_cifar (default with --exit-table: the table's)")
+    ] = None,
     workload_file: Annotated[
         Optional[Path], typer.Option("--workload", help="workload JSON (from `exitspace workload --out`) instead of --model")
     ] = None,
@@ -222,8 +248,9 @@ def evaluate(
             raise ConfigError(f"--allocation: unknown strategy {allocation!r}; use one of {list(STRATEGIES)} or a .json file")
         given = Allocation.load(path)
 
+    table = ExitTable.load(exit_table) if exit_table is not None else None
     with err_console.status("building workload, system and per-layer costs"):
-        workload = _workload(model, workload_file, width, head_types, bits)
+        workload = _workload(model, workload_file, width, head_types, bits, None if table is None else table.meta)
         system = load_system(hardware)
         mapper = Mapper(workload, system, get_backend(backend))
     keys = resolve_exits(workload, exit_labels, head_types)
@@ -238,7 +265,7 @@ def evaluate(
         if exit_accuracy is not None:
             accuracies = list(_floats(exit_accuracy, "--exit-accuracy"))
     else:
-        table = ExitTable.load(exit_table)  # type: ignore[arg-type]
+        assert table is not None
         val = ExitScorer.from_exit_table(table, "val", keys, policy)
         test = ExitScorer.from_exit_table(table, "test", keys, policy) if "test" in table.logits else None
         chosen = (target_drop is not None) + (max_cost_ratio is not None) + (thresholds is not None)
