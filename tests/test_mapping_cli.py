@@ -128,6 +128,9 @@ def test_evaluate_calibrates_thresholds_from_an_exit_table(workload_file: Path, 
                 "--thresholds", "0.9", "--json")
     assert fixed.exit_code == 0, fixed.output
     assert json.loads(fixed.stdout)["metrics"]["accuracy"] is not None
+    other_bits = run("--workload", str(workload_file), "--exits", "A,K", "--heads", "h", "--exit-table", str(table_path),
+                     "--thresholds", "0.9", "--bits", "4/8")
+    assert other_bits.exit_code == 2 and "exit table is for 8/8" in other_bits.output
 
 
 @pytest.mark.slow
