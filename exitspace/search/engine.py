@@ -1,9 +1,11 @@
 """The search engine: an Optuna study with the NSGA-II sampler and constraints.
 
-Storage. With the default (SQLite in the run directory) the sampler runs on an in-memory study that is
-mirrored into the SQLite file after every generation and on interruption, because Optuna's RDB storage
-costs 10-50 ms per trial (its ORM writes one row per parameter) while sampling plus evaluation costs
-about 1-2 ms. A killed search loses at most the generation in flight and resumes from the stored trials.
+Storage. With the default (Optuna's journal storage in one SQLite file in the run directory, see
+:mod:`exitspace.search.storage`) the sampler runs on an in-memory study that is mirrored into the file
+after every generation and on interruption (Ctrl-C), so that storage stays off the per-trial path: even
+the journal costs a few ms per trial, Optuna's RDB storage 10-50 ms (its ORM writes one row per
+parameter), against about 1-3 ms for sampling plus evaluation. A killed process loses at most the
+generation in flight and resumes from the stored trials.
 With an explicit storage URL (e.g. PostgreSQL, for workers on several machines) every worker samples
 directly on the shared storage so that each sees the others' trials; the trial budget is global.
 """
@@ -33,7 +35,6 @@ GENERATION_ATTR = "NSGAIISampler:generation"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # ``constraints_func`` is deprecated in Optuna 5 in favour of per-key ``Trial.set_constraint``, which writes
 # one storage row per constraint and trial; the function form (one row) is kept while it exists.
-warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
 
 
 @dataclass
@@ -117,11 +118,13 @@ def default_storage(run_dir: Path) -> str:
 
 
 def _sampler(problem: "SearchProblem", population: int, seed: int) -> optuna.samplers.NSGAIISampler:
-    return optuna.samplers.NSGAIISampler(
-        population_size=population,
-        seed=seed,
-        constraints_func=lambda trial: problem.violations(problem.design_of(trial.params)),
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # constraints_func: see the module-level note
+        return optuna.samplers.NSGAIISampler(
+            population_size=population,
+            seed=seed,
+            constraints_func=lambda trial: problem.violations(problem.design_of(trial.params)),
+        )
 
 
 def _objective(problem: SearchProblem) -> Callable[[optuna.Trial], list[float]]:

@@ -220,7 +220,7 @@ class DesignSpace:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     def _threshold(self, trial: Any, name: str) -> float:
-        return float(trial.suggest_float(name, self.threshold_low, self.threshold_high, step=self.threshold_step))
+        return round(float(trial.suggest_float(name, self.threshold_low, self.threshold_high, step=self.threshold_step)), 6)
 
     def suggest(self, trial: Any) -> Design:
         """Sample one design from an Optuna trial (every parameter, every trial)."""

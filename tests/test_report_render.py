@@ -1,0 +1,78 @@
+"""Report: results JSON, figures that open, Markdown linking existing figures, an offline HTML page."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from PIL import Image
+from test_search_fixtures import ToyEvaluator
+from typer.testing import CliRunner
+
+from exitspace.cli.main import app, register_commands
+from exitspace.config import parse_config
+from exitspace.report.render import chosen_designs, summary_text, write_report
+from exitspace.search.codesign import CodesignInputs, run_codesign
+from exitspace.search.space import DesignSpace
+
+
+def _results(tmp_path: Path) -> dict:
+    config = parse_config({"name": "toy", "search": {
+        "trials": 80, "population": 16, "constraints": {"max_accuracy_drop": 0.03},
+        "space": {"precision_pairs": [[8, 8], [4, 8]], "allocations": ["greedy", "ga"]},
+        "baselines": {"paper": "on", "mac_proxy_trials": 40}}})
+    evaluator = ToyEvaluator()
+    inputs = CodesignInputs(DesignSpace.build(config.search.space, evaluator.available()), evaluator, "toy")
+    results = run_codesign(config, inputs, tmp_path / "run")
+    results["alignment_sweep"] = {"core": "c", "note": "n", "layers": [
+        {"name": "l0", "dim": "K", "actual": 16, "values": [8, 16, 24], "energy_pj": [1.0, 2.0, 3.5],
+         "latency_cycles": [10.0, 20.0, 40.0], "macs": [80, 160, 240], "share": 0.5}]}
+    return results
+
+
+def test_report_files(tmp_path: Path) -> None:
+    results = _results(tmp_path)
+    paths = write_report(results, tmp_path / "report", designs=3)
+    for key in ("results", "markdown", "html", "figure:pareto", "figure:stages", "figure:hypervolume", "figure:alignment"):
+        assert paths[key].is_file() and paths[key].stat().st_size > 0, key
+    for key in ("figure:pareto", "figure:stages", "figure:hypervolume", "figure:alignment"):
+        with Image.open(paths[key]) as image:
+            assert image.format == "PNG" and image.size[0] > 300
+    saved = json.loads(paths["results"].read_text())
+    assert saved["format"] == "exitspace.results"
+    assert len(saved["pareto"]) == len(results["pareto"]) > 0
+    for entry in saved["pareto"]:
+        assert {"design", "val", "test", "exit_ratios", "stages"} <= set(entry)
+        assert abs(sum(entry["exit_ratios"]["test"]) - 1) < 1e-9
+    md = paths["markdown"].read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == 4 and all((paths["markdown"].parent / link).is_file() for link in links)
+    assert "Pareto front" in md and "exit ratio (test)" in md
+    assert results["paper_designs"] == []  # the toy network has no exits F..J, so the paper's designs do not apply
+    page = paths["html"].read_text()
+    assert page.count("data:image/png;base64,") == 4
+    assert not re.search(r"(src|href)=\"(http|//)", page)  # opens offline
+
+
+def test_summary_states_measured_headline(tmp_path: Path) -> None:
+    results = _results(tmp_path)
+    head = results["headline"]
+    text = " ".join(summary_text(results))
+    assert f"{100 * head['elp_reduction']:.1f}%" in text
+    assert "MAC-proxy" in text
+    assert len(chosen_designs(results, 3)) <= 3
+    assert chosen_designs(results, 3)[0]["name"] == head["design"]
+
+
+def test_report_command_rerenders(tmp_path: Path) -> None:
+    results = _results(tmp_path)
+    run_dir = tmp_path / "r"
+    (run_dir / "report").mkdir(parents=True)
+    (run_dir / "report" / "results.json").write_text(json.dumps(results))
+    register_commands()
+    out = CliRunner().invoke(app, ["report", str(run_dir), "--json"])
+    assert out.exit_code == 0, out.output
+    assert (run_dir / "report" / "report.html").is_file()
+    bad = CliRunner().invoke(app, ["report", str(tmp_path / "missing")])
+    assert bad.exit_code == 2 and "not found" in bad.output

@@ -1,0 +1,124 @@
+"""`exitspace run` end to end on the smoke training config, resume, and one-line CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from exitspace.cli.main import app, register_commands
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_config(tmp_path: Path, **extra: str) -> Path:
+    path = tmp_path / "smoke_run.yaml"
+    text = (
+        "name: smoke_run\n"
+        "exit_tables: {dir: null}\n"
+        f"train: {{config: {REPO / 'configs/train/smoke.yaml'}}}\n"
+        "search:\n"
+        "  space: {precision_pairs: [[8, 8], [4, 8]], allocations: [round_robin, greedy]}\n"
+        f"  trials: {extra.get('trials', '60')}\n"
+        "  population: 12\n"
+        "  constraints: {max_accuracy_drop: 0.1}\n"
+        "  baselines: {mac_proxy_trials: 24}\n"
+        "report: {designs: 2, sweep_layers: 1}\n"
+    )
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+def test_run_trains_searches_reports_and_resumes(tmp_path: Path) -> None:
+    register_commands()
+    config = _write_config(tmp_path)
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    first = runner.invoke(app, ["run", str(config), "--run-dir", str(run_dir), "--json"])
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout[first.stdout.index("{"):])
+    assert summary["study"]["trials"] == 60 and summary["study"]["new_trials"] == 60
+    for name in ("report/results.json", "report/report.md", "report/report.html", "report/figures/pareto.png",
+                 "study.sqlite3", "cost_cache.sqlite3", "workload.json", "config.yaml"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "train" / "exit_tables").glob("*.npz"))
+    again = runner.invoke(app, ["run", str(config), "--run-dir", str(run_dir), "--json", "--trials", "72"])
+    assert again.exit_code == 0, again.output
+    resumed = json.loads(again.stdout[again.stdout.index("{"):])
+    assert resumed["study"]["new_trials"] == 12 and resumed["study"]["trials"] == 72
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    register_commands()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search:\n  trails: 5\n")
+    out = CliRunner().invoke(app, ["run", str(bad)])
+    assert out.exit_code == 2
+    assert "search.trails: unknown key" in out.output and len(out.output.strip().splitlines()) == 1
+    out = CliRunner().invoke(app, ["run", str(bad), "--set", "novalue"])
+    assert out.exit_code == 2 and "KEY=VALUE" in out.output
+
+
+def test_search_without_tables_says_how(tmp_path: Path) -> None:
+    register_commands()
+    config = _write_config(tmp_path)
+    out = CliRunner().invoke(app, ["search", str(config), "--run-dir", str(tmp_path / "r")])
+    assert out.exit_code == 2 and "exit tables" in out.output and "exitspace run" in out.output
+
+
+@pytest.mark.slow
+def test_killed_search_resumes(tmp_path: Path) -> None:
+    """SIGKILL mid-search: finished generations survive; the rerun completes the budget."""
+    script = tmp_path / "search.py"
+    script.write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(REPO / 'tests')!r})\n"
+        "from test_search_fixtures import ToyEvaluator\n"
+        "from exitspace.config import parse_config\n"
+        "from exitspace.search.space import DesignSpace\n"
+        "from exitspace.search.engine import SearchProblem, run_search\n"
+        "from exitspace.search.storage import journal_url\n"
+        "class Slow(ToyEvaluator):\n"
+        "    def evaluate(self, d):\n"
+        "        time.sleep(float(sys.argv[2])); return super().evaluate(d)\n"
+        "ev = Slow()\n"
+        "space = DesignSpace.build(parse_config({}).search.space, ev.available())\n"
+        "problem = SearchProblem(space, ev, ['accuracy', 'elp'], 'paper', [])\n"
+        "out = run_search(problem, trials=60, population=10, seed=0, storage=journal_url(sys.argv[1]), study_name='k')\n"
+        "print(len(out.trials), out.new_trials)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), "0.02"], env=env)
+    db = tmp_path / "study.sqlite3"
+    deadline = time.time() + 60
+    import sqlite3
+
+    def stored() -> int:
+        if not db.is_file():
+            return 0
+        try:
+            con = sqlite3.connect(str(db))
+            rows = con.execute("SELECT body FROM journal").fetchall()
+            con.close()
+        except sqlite3.DatabaseError:
+            return 0
+        return sum('"op_code": 4' in b or '"op_code":4' in b for (b,) in rows)
+
+    while stored() < 20 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "search finished before it could be killed; slow it down"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "0"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    total, new = map(int, done.stdout.split())
+    assert total == 60 and 0 < new <= 40
