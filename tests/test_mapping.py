@@ -291,3 +291,18 @@ def test_batched_overlap_schedule_matches_one_allocation_at_a_time(mapper: Mappe
         one = mapper.schedule(net, alloc(*cores), "overlap")
         assert cum_e[row].tolist() == pytest.approx(one.cum_energy.tolist())
         assert cum_l[row].tolist() == pytest.approx(one.cum_latency.tolist())
+
+
+def test_allocation_files_round_trip_and_reject_bad_ids(mapper: Mapper, tmp_path) -> None:
+    net = mapper.network(EXITS)
+    found = mapper.allocate(net, "ga", [0.5, 0.5], seed=1)
+    path = tmp_path / "alloc.json"
+    path.write_text(__import__("json").dumps(found.to_dict()))
+    again = Allocation.load(path)
+    assert again.cores == found.cores and again.strategy == "ga"
+    assert mapper.schedule(net, again).to_dict()["stages"] == mapper.schedule(net, found).to_dict()["stages"]
+    path.write_text('{"c0": "zero"}')
+    with pytest.raises(ConfigError, match="must be an integer"):
+        Allocation.load(path)
+    with pytest.raises(ConfigError, match="not found"):
+        Allocation.load(tmp_path / "missing.json")

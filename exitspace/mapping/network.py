@@ -168,7 +168,6 @@ def stage_network(workload: Workload, exit_keys: list[str], name: str | None = N
                 stage.append(current)
                 head_flag.append(True)
 
-    local = {wpos: pos for pos, wpos in enumerate(order)}
     names = [workload.layers[w].name for w in order]
     name_to_local = {n: i for i, n in enumerate(names)}
     edges: list[tuple[int, int]] = []
@@ -205,7 +204,6 @@ def stage_network(workload: Workload, exit_keys: list[str], name: str | None = N
     for s, key in enumerate(exit_keys):
         if head_last[s] < 0:
             raise ConfigError(f"exits: head {key!r} has no layers in workload {workload.name!r}")
-    del local
     return StagedNetwork(
         name=name or workload.name,
         exit_keys=tuple(exit_keys),
