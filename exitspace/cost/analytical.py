@@ -99,9 +99,19 @@ def _plan_cached(core_json: str) -> CorePlan:
     return _build_plan(core)
 
 
+_plans_by_id: dict[int, tuple[Core, CorePlan]] = {}
+
+
 def core_plan(core: Core) -> CorePlan:
-    """The pre-digested plan of a core (memoised on the core's JSON form)."""
-    return _plan_cached(core.model_dump_json())
+    """The pre-digested plan of a core (memoised per object and on the core's JSON form)."""
+    hit = _plans_by_id.get(id(core))
+    if hit is not None and hit[0] is core:
+        return hit[1]
+    plan = _plan_cached(core.model_dump_json())
+    if len(_plans_by_id) > 256:
+        _plans_by_id.clear()
+    _plans_by_id[id(core)] = (core, plan)
+    return plan
 
 
 def _build_plan(core: Core) -> CorePlan:
@@ -427,6 +437,8 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
         first = plan.first_served(store)
         rel = RELEVANT[operand]
         irr = [d for d in range(ND) if d not in rel]
+        irr_mask = np.zeros(ND, dtype=bool)
+        irr_mask[irr] = True
         is_out = operand == "O"
         p_in = prec[operand] if not is_out else None
 
@@ -457,8 +469,12 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                 lvl_bits = p_in
             open_ = np.ones(N, dtype=bool)
             for j in range(ND):
+                if not open_.any():
+                    break
                 d = order[:, j]
                 r = rem[rows, d]
+                if not (r > 1).any():
+                    continue
                 base = cum.copy()
 
                 def fits(f: np.ndarray, sel: np.ndarray = None) -> np.ndarray:  # type: ignore[assignment]
@@ -541,7 +557,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             for j in range(ND):
                 d = order[:, j]
                 f = alloc[0, rows, d]
-                is_irr = np.isin(d, irr)
+                is_irr = irr_mask[d]
                 mult = going & is_irr & (f > 1)
                 stat = np.where(mult, stat * f, stat)
                 going = going & ~((~is_irr) & (f > 1))
@@ -553,7 +569,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             for j in range(ND - 1, -1, -1):
                 d = order[:, j]
                 f = alloc[m, rows, d]
-                is_irr = np.isin(d, irr)
+                is_irr = irr_mask[d]
                 t = np.where(going & is_irr & (f > 1), t * f, t)
                 going = going & ~((~is_irr) & (f > 1))
             top_ir.append(t)
