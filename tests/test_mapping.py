@@ -306,3 +306,19 @@ def test_allocation_files_round_trip_and_reject_bad_ids(mapper: Mapper, tmp_path
         Allocation.load(path)
     with pytest.raises(ConfigError, match="not found"):
         Allocation.load(tmp_path / "missing.json")
+
+
+def test_paper_style_takes_each_stage_from_its_own_best_allocation(mapper: Mapper) -> None:
+    from exitspace.dynamic.paper_style import paper_style_metrics
+
+    net = mapper.network(EXITS)
+    paper = paper_style_metrics(mapper, net, [0.5, 0.5], strategy="ga", seed=0)
+    stage_products = []
+    for cores in itertools.product((0, 1), repeat=4):
+        stages = mapper.schedule(net, alloc(*cores)).stages
+        stage_products.append([s.energy_pj * s.latency_cycles for s in stages])
+    best = np.min(np.array(stage_products), axis=0)
+    got = np.array(paper.stage_energy_pj) * np.array(paper.stage_latency_cycles)
+    assert got.tolist() == pytest.approx(best.tolist())
+    assert paper.static_energy_pj == pytest.approx(paper.cum_energy_pj[-1])  # every head's energy
+    assert paper.static_latency_cycles < paper.cum_latency_cycles[-1]  # backbone latency only

@@ -11,6 +11,7 @@ from exitspace.dynamic.confidence import CONFIDENCES, confidence
 from exitspace.dynamic.evaluate import Evaluation, evaluate_design
 from exitspace.dynamic.exits import ExitOutcome, ExitScorer, ScoreBatch, parse_thresholds
 from exitspace.dynamic.metrics import DynamicMetrics, StaticBaseline, dynamic_metrics, latency_percentiles
+from exitspace.dynamic.paper_style import PaperStyleMetrics, paper_style_metrics
 
 __all__ = [
     "CONFIDENCES",
@@ -19,6 +20,7 @@ __all__ = [
     "Evaluation",
     "ExitOutcome",
     "ExitScorer",
+    "PaperStyleMetrics",
     "ScoreBatch",
     "StaticBaseline",
     "calibrate",
@@ -26,5 +28,6 @@ __all__ = [
     "dynamic_metrics",
     "evaluate_design",
     "latency_percentiles",
+    "paper_style_metrics",
     "parse_thresholds",
 ]

@@ -18,6 +18,7 @@ core, element-wise ops on the SIMD core, where the system has them) are fixed; t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -50,9 +51,18 @@ class GAConfig:
 
 
 class _Scorer:
-    def __init__(self, evaluator: NetworkEvaluator, ratios: np.ndarray, objective: str, policy: str) -> None:
-        check_objective(objective)
+    def __init__(
+        self,
+        evaluator: NetworkEvaluator,
+        ratios: np.ndarray,
+        objective: str,
+        policy: str,
+        custom: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        if custom is None:
+            check_objective(objective)
         check_policy(policy)
+        self.custom = custom
         ratios = np.asarray(ratios, dtype=float)
         if ratios.shape != (evaluator.net.num_stages,):
             raise ConfigError(
@@ -64,6 +74,8 @@ class _Scorer:
     def __call__(self, alloc: np.ndarray) -> np.ndarray:
         alloc = np.atleast_2d(alloc)
         self.count += alloc.shape[0]
+        if self.custom is not None:
+            return self.custom(alloc)
         return self.evaluator.objective(alloc, self.ratios, self.objective, self.policy)
 
 
@@ -198,9 +210,11 @@ def optimise(
     policy: str = "wait",
     seed: int = 0,
     ga: GAConfig | None = None,
+    custom: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> SearchResult:
-    """Run one allocation strategy (``single``, ``round_robin``, ``greedy``, ``ga``)."""
-    score = _Scorer(evaluator, ratios, objective, policy)
+    """Run one allocation strategy (``single``, ``round_robin``, ``greedy``, ``ga``). ``custom``, if given,
+    replaces the objective: it maps allocations [P, n] to values [P] (lower is better)."""
+    score = _Scorer(evaluator, ratios, objective, policy, custom)
     if strategy == "single":
         return single(score)
     if strategy == "round_robin":
