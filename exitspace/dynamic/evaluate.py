@@ -7,7 +7,8 @@
 
 The exit ratios used to optimise the allocation (``allocation_ratios``, e.g. the validation split's)
 may differ from the ones the metrics are reported for (``ratios``, e.g. the test split's).
-The static baseline uses the same strategy (and seed) on the backbone + final head alone.
+The static baseline uses the same strategy (and seed) on the backbone + final head alone (``greedy``
+when the EENN's allocation is given).
 """
 
 from __future__ import annotations
