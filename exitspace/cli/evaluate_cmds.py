@@ -229,6 +229,9 @@ def evaluate(
         typer.Option("--paper-style", help="also compute the paper's figures (per-stage allocations, heads in the static energy)"),
     ] = False,
     out: Annotated[Optional[Path], typer.Option(help="also write the full result JSON here")] = None,
+    save_allocation: Annotated[
+        Optional[Path], typer.Option(help="write the allocation JSON here (reusable with --allocation FILE)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Cost of an EENN on a multi-core system: per-stage table from ONE allocation, E_avg, L_avg, both
@@ -338,6 +341,9 @@ def evaluate(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
+    if save_allocation is not None:
+        save_allocation.parent.mkdir(parents=True, exist_ok=True)
+        save_allocation.write_text(json.dumps(evaluation.schedule.allocation.to_dict(), indent=1))
     if as_json:
         print(json.dumps(result))
     else:
