@@ -24,7 +24,7 @@ ANALYTICAL_VERSION = "1.0.0"
 
 DIMS = ("B", "K", "G", "C", "OX", "OY", "FX", "FY")
 _B, _K, _G, _C, _OX, _OY, _FX, _FY = range(8)
-_OY2 = 8  # pseudo loop: the first factor 2 of OY's temporal loop, so orders can put it innermost
+_OY2 = 8  # pseudo loop: the smallest LOMA factor of OY's temporal loop, so orders can put it innermost
 ND = 9
 _DIM_INDEX = {name: i for i, name in enumerate(DIMS)}
 
@@ -55,6 +55,8 @@ ORDERS: tuple[tuple[int, ...], ...] = (
     (_OY2, _C, _FX, _FY, _K, _OX, _OY, _G, _B),
     (_OY2, _C, _FX, _FY, _OX, _OY, _K, _G, _B),
     (_OY2, _FX, _FY, _G, _OX, _OY, _C, _K, _B),
+    (_OY2, _FY, _FX, _OX, _G, _OY, _C, _K, _B),
+    (_OY2, _FY, _FX, _C, _OX, _K, _OY, _G, _B),
 )
 _ORDER_ARRAY = np.array([o + (_OY2,) * (ND - len(o)) for o in ORDERS], dtype=np.int64)
 
@@ -357,17 +359,16 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     temporal = np.ceil(loops / unrolled)  # (nl, ND)
     frac_total = loops / temporal  # fractional unroll per dim (energy)
     lpfs = [loop_factors(tuple(int(t) for t in row[:8])) for row in temporal]
-    even_oy = np.array([2 in f.get(_OY, ()) for f in lpfs], dtype=bool)
-    temporal[:, _OY2] = np.where(even_oy, 2.0, 1.0)
-    temporal[:, _OY] = np.where(even_oy, temporal[:, _OY] / 2, temporal[:, _OY])
+    # the pseudo loop takes OY's smallest LOMA factor, so orders can put it innermost
+    first_oy = np.array([f[_OY][0] if f.get(_OY) else 1 for f in lpfs], dtype=np.float64)
+    temporal[:, _OY2] = first_oy
+    temporal[:, _OY] = temporal[:, _OY] / first_oy
     dim_factors: list[dict[int, tuple[int, ...]]] = []
-    for f, split in zip(lpfs, even_oy):
+    for f in lpfs:
         f = dict(f)
-        if split:
-            oy = list(f[_OY])
-            oy.remove(2)
-            f[_OY] = tuple(oy)
-            f[_OY2] = (2,)
+        if f.get(_OY):
+            f[_OY2] = (f[_OY][0],)
+            f[_OY] = f[_OY][1:]
         dim_factors.append(f)
     # fractional unroll per array dim: the whole correction on the first array dim of that loop dim
     u_frac = u_int.copy()
