@@ -132,3 +132,12 @@ def test_latency_percentiles_of_the_exit_distribution() -> None:
     assert latency_percentiles(lat, [0.5, 0.3, 0.2]) == {"p50": 10.0, "p95": 30.0, "p99": 30.0}
     assert latency_percentiles(lat, [0.2, 0.76, 0.04]) == {"p50": 20.0, "p95": 20.0, "p99": 30.0}
     assert latency_percentiles(lat, [0.0, 0.0, 1.0])["p50"] == 30.0
+
+
+def test_popcount_fallback_matches_numpy() -> None:
+    from exitspace.dynamic.exits import _POPCOUNT, _popcount_rows
+
+    packed = np.random.default_rng(0).integers(0, 256, size=(5, 17), dtype=np.uint8)
+    expected = np.unpackbits(packed, axis=1).sum(axis=1)
+    assert _popcount_rows(packed).tolist() == expected.tolist()
+    assert _POPCOUNT[packed].sum(axis=1).tolist() == expected.tolist()

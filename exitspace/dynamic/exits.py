@@ -71,6 +71,16 @@ class ScoreBatch:
             return np.where(self.counts > 0, self.correct / np.maximum(self.counts, 1), np.nan)
 
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def _popcount_rows(packed: np.ndarray) -> np.ndarray:
+    """Set bits per row of a uint8 array."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(packed).sum(axis=1, dtype=np.int64)
+    return _POPCOUNT[packed].sum(axis=1)
+
+
 class ExitScorer:
     """Confidences and correctness of one split for one exit subset (see module docstring)."""
 
@@ -91,6 +101,8 @@ class ExitScorer:
         self.exit_keys = list(exit_keys)
         self.split = split
         self.samples = confidences.shape[0]
+        self._valid = np.packbits(np.ones((1, self.samples), dtype=bool), axis=1)  # padding bits stay 0
+        self._ok_packed = np.packbits(self.hit_ok, axis=1)[:, None, :]  # [E, 1, bytes]
 
     @property
     def num_exits(self) -> int:
@@ -124,7 +136,7 @@ class ExitScorer:
         return values[:, :early]
 
     def score(self, thresholds: np.ndarray, chunk_elements: int = 1 << 22) -> ScoreBatch:
-        """Score ``[M, E-1]`` (or ``[E-1]``) threshold vectors at once."""
+        """Score ``[M, E-1]`` (or ``[E-1]``) threshold vectors at once (bit-packed sample masks)."""
         early = self._early(thresholds)
         count = early.shape[0]
         exits = self.num_exits
@@ -133,17 +145,17 @@ class ExitScorer:
         step = max(1, chunk_elements // self.samples)
         for lo in range(0, count, step):
             block = early[lo : lo + step]
-            remaining = np.ones((block.shape[0], self.samples), dtype=bool)
+            remaining = np.repeat(self._valid, block.shape[0], axis=0)  # samples not yet out, packed
             for e in range(exits - 1):
-                hit = self.conf[e][None, :] >= block[:, e : e + 1]
+                hit = np.packbits(self.conf[e][None, :] >= block[:, e : e + 1], axis=1)
                 hit &= remaining
-                counts[lo : lo + step, e] = np.count_nonzero(hit, axis=1)
+                counts[lo : lo + step, e] = _popcount_rows(hit)
                 remaining &= ~hit
-                hit &= self.hit_ok[e][None, :]
-                correct[lo : lo + step, e] = np.count_nonzero(hit, axis=1)
-            counts[lo : lo + step, -1] = np.count_nonzero(remaining, axis=1)
-            remaining &= self.hit_ok[-1][None, :]
-            correct[lo : lo + step, -1] = np.count_nonzero(remaining, axis=1)
+                hit &= self._ok_packed[e]
+                correct[lo : lo + step, e] = _popcount_rows(hit)
+            counts[lo : lo + step, -1] = _popcount_rows(remaining)
+            remaining &= self._ok_packed[-1]
+            correct[lo : lo + step, -1] = _popcount_rows(remaining)
         return ScoreBatch(counts, correct, self.samples)
 
     def assign(self, thresholds: Sequence[float]) -> np.ndarray:
