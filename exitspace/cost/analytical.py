@@ -251,18 +251,6 @@ def _divisors(n: int) -> tuple[int, ...]:
     return tuple(d for d in range(1, n + 1) if n % d == 0)
 
 
-def _largest_fitting(candidates: list[tuple[int, ...]], ok: "callable") -> np.ndarray:  # type: ignore[valid-type]
-    """Per row, the largest candidate tile size with ``ok`` true (1 if none); ``ok`` gets a (rows, D) matrix."""
-    if not candidates:
-        return np.ones(0)
-    width = max(len(x) for x in candidates)
-    cand = np.ones((len(candidates), width))
-    for i, sizes in enumerate(candidates):
-        cand[i, : len(sizes)] = sizes
-    mask = ok(cand)
-    return np.where(mask, cand, 1.0).max(axis=1)
-
-
 @dataclass
 class _Transfer:
     """One periodic data movement of one operand at one memory (per instance of that memory)."""
@@ -370,6 +358,13 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
             f[_OY2] = (f[_OY][0],)
             f[_OY] = f[_OY][1:]
         dim_factors.append(f)
+    # every tile size a level may take of each loop: products of sub-multisets of its factors (padded with 1)
+    subs = [[_sub_products(f.get(d, ())) for d in range(ND)] for f in dim_factors]
+    width = max(len(x) for row in subs for x in row)
+    tile_sizes = np.ones((nl, ND, width))
+    for i, row in enumerate(subs):
+        for d, sizes in enumerate(row):
+            tile_sizes[i, d, : len(sizes)] = sizes
     # fractional unroll per array dim: the whole correction on the first array dim of that loop dim
     u_frac = u_int.copy()
     for dim in range(8):
@@ -385,11 +380,20 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     ideal = np.ceil(macs / plan.units)
 
     # ---- expand to (layer, order) cases ---------------------------------------------------------------------
-    N = nl * no
-    rep = lambda x: np.repeat(x, no, axis=0)  # noqa: E731
+    # orders that differ only in loops of size 1 are the same mapping: keep one case per distinct order
+    active = temporal[:, _ORDER_ARRAY] > 1  # (nl, no, ND)
+    packed = np.where(active, _ORDER_ARRAY[None, :, :], ND)
+    packed = np.take_along_axis(packed, np.argsort(~active, axis=2, kind="stable"), axis=2)
+    keys = np.concatenate([np.repeat(np.arange(nl), no)[:, None], packed.reshape(nl * no, ND)], axis=1)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    first = np.sort(first)
+    case_layer = first // no
+    case_order = first % no
+    N = len(first)
+    rep = lambda x: x[case_layer]  # noqa: E731
     T = rep(temporal)
     stride = rep(stride1)
-    order = np.tile(_ORDER_ARRAY, (nl, 1))  # (N, ND)
+    order = _ORDER_ARRAY[case_order]  # (N, ND)
     uf = rep(u_frac)
     ul = rep(u_lat)
     ui = rep(u_int)
@@ -507,12 +511,9 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                         fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :])
                         return fp * lvl_bits[sel][:, None] <= capsel[:, None]
 
-                    lists = []
-                    for row, dim, remaining in zip(sel, dsel, rs):
-                        facs = dim_factors[row // no].get(int(dim), ())
-                        lists.append(tuple(p for p in _sub_products(facs) if remaining % p == 0))
-                    f = _largest_fitting(lists, ok)
-                    take[sel] = f
+                    cand = tile_sizes[case_layer[sel], dsel]  # (k, D): products of the loop's LOMA factors
+                    cand = np.where(np.mod(rs[:, None], cand) == 0, cand, 1.0)
+                    take[sel] = np.where(ok(cand), cand, 1.0).max(axis=1)
                 open_ = open_ & full
                 alloc[m, rows, d] = take
                 cum[rows, d] = cum[rows, d] * take
@@ -773,12 +774,13 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     energy = mac_energy + mem_total
 
     # ---- pick the best order per layer: min latency, then min energy --------------------------------------
-    lat2 = latency.reshape(nl, no)
-    en2 = energy.reshape(nl, no)
-    best_lat = lat2.min(axis=1, keepdims=True)
-    cand = np.where(np.isclose(lat2, best_lat, rtol=1e-12, atol=1e-9), en2, np.inf)
-    best = cand.argmin(axis=1)
-    pick = np.arange(nl) * no + best
+    best_lat = np.full(nl, np.inf)
+    np.minimum.at(best_lat, case_layer, latency)
+    tied = np.isclose(latency, best_lat[case_layer], rtol=1e-12, atol=1e-9)
+    ranked = np.lexsort((np.where(tied, energy, np.inf), case_layer))
+    starts = np.searchsorted(case_layer[ranked], np.arange(nl))
+    pick = ranked[starts]
+    best = case_order[pick]
 
     compute_l = np.ceil(total_cycles_l / throughput)
     ideal_l = np.ceil(ideal / throughput)
