@@ -387,9 +387,14 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     keys = np.concatenate([np.repeat(np.arange(nl), no)[:, None], packed.reshape(nl * no, ND)], axis=1)
     _, first = np.unique(keys, axis=0, return_index=True)
     first = np.sort(first)
-    case_layer = first // no
-    case_order = first % no
-    N = len(first)
+    # each order also with the other boundary policy: the innermost levels take the SMALLEST tile of the loop
+    # that crosses their capacity (small register tiles refill fast; LOMA finds both through its permutations)
+    case_layer = np.concatenate([first // no, first // no])
+    case_order = np.concatenate([first % no, first % no])
+    split_small = np.concatenate([np.zeros(len(first), bool), np.ones(len(first), bool)])
+    srt = np.argsort(case_layer, kind="stable")
+    case_layer, case_order, split_small = case_layer[srt], case_order[srt], split_small[srt]
+    N = len(case_layer)
     rep = lambda x: x[case_layer]  # noqa: E731
     T = rep(temporal)
     stride = rep(stride1)
@@ -513,7 +518,11 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
 
                     cand = tile_sizes[case_layer[sel], dsel]  # (k, D): products of the loop's LOMA factors
                     cand = np.where(np.mod(rs[:, None], cand) == 0, cand, 1.0)
-                    take[sel] = np.where(ok(cand), cand, 1.0).max(axis=1)
+                    fitting = np.where(ok(cand), cand, 1.0)
+                    largest = fitting.max(axis=1)
+                    smallest = np.where(fitting > 1, fitting, np.inf).min(axis=1)
+                    smallest = np.where(np.isfinite(smallest), smallest, 1.0)
+                    take[sel] = np.where(split_small[sel] & (m == 0), smallest, largest)
                 open_ = open_ & full
                 alloc[m, rows, d] = take
                 cum[rows, d] = cum[rows, d] * take
