@@ -94,24 +94,36 @@ def speed(repeats: int) -> dict[str, Any]:
     }
 
 
-def zigzag_side_by_side(n_layers: int, repeats: int) -> dict[str, Any]:
+def zigzag_side_by_side(n_layers: int, repeats: int, core_name: str = "edge_tpu_like",
+                        spread: bool = True) -> dict[str, Any]:
+    """ZigZag and the analytical model on the same layers of the paper workload, timed in this run.
+
+    ``spread``: one layer of each kind (conv, depthwise, pointwise, FC); otherwise the first ``n_layers``
+    distinct MAC layer shapes in workload order.
+    """
     try:
         from exitspace.cost.registry import get_backend
 
         zz = get_backend("zigzag")
     except Exception as exc:  # noqa: BLE001 - the extra is optional; say why it was skipped
         return {"skipped": f"zigzag backend unavailable: {exc}"}
+    from exitspace.cost.cache import layer_key
+    from exitspace.hardware.loader import load_core
+    from exitspace.workload.paper import paper_mobilenetv2_workload
+
     backend = AnalyticalBackend()
-    _, groups, cores = workload_by_core("edge_tpu_quad")
-    mac_core = next(cid for cid, c in cores.items() if c.kind.value == "compute")
-    core = cores[mac_core]
-    mac_layers = groups[mac_core]
-    # a spread of layer kinds: the stem conv, the first depthwise, the first expand pointwise, an FC head
-    picks: list[Layer] = []
-    for op in ("conv", "dwconv", "pwconv", "fc"):
-        found = next((l for l in mac_layers if l.op.value == op), None)
-        if found is not None:
-            picks.append(found)
+    core = load_core(core_name)
+    mac_layers = [l for l in paper_mobilenetv2_workload().layers if l.op.is_mac]
+    if spread:
+        picks = [l for op in ("conv", "dwconv", "pwconv", "fc")
+                 for l in [next((x for x in mac_layers if x.op.value == op), None)] if l is not None]
+    else:
+        seen: set[tuple] = set()
+        picks = []
+        for layer in mac_layers:
+            if layer_key(layer) not in seen:
+                seen.add(layer_key(layer))
+                picks.append(layer)
     picks = picks[:n_layers]
     batch_per_layer = median_time(lambda: backend.evaluate(mac_layers, core), repeats) / len(mac_layers)
     rows = []
@@ -125,14 +137,24 @@ def zigzag_side_by_side(n_layers: int, repeats: int) -> dict[str, Any]:
             "layer": layer.name, "op": layer.op.value,
             "zigzag_s": zz_s, "analytical_single_call_s": single, "analytical_batched_per_layer_s": batch_per_layer,
             "speedup_single_call": zz_s / single, "speedup_batched": zz_s / batch_per_layer,
+            "compute_cycles_equal": ours.compute_cycles == reference.compute_cycles,
             "latency_rel_error": abs(ours.latency_cycles - reference.latency_cycles) / reference.latency_cycles,
             "energy_rel_error": abs(ours.energy_pj - reference.energy_pj) / reference.energy_pj,
         })
+        print(f"  {layer.name:22} zigzag {zz_s:6.2f} s  x{zz_s / batch_per_layer:8.0f} (batched)  "
+              f"x{zz_s / single:6.0f} (single call)  lat {rows[-1]['latency_rel_error']:.2%}  "
+              f"E {rows[-1]['energy_rel_error']:.2%}", flush=True)
+    lat = [r["latency_rel_error"] for r in rows]
+    en = [r["energy_rel_error"] for r in rows]
     return {
         "core": core.name, "zigzag_version": zz.version, "layers": rows,
-        "min_speedup_single_call": min(r["speedup_single_call"] for r in rows),
+        "median_speedup_batched": statistics.median(r["speedup_batched"] for r in rows),
         "min_speedup_batched": min(r["speedup_batched"] for r in rows),
+        "min_speedup_single_call": min(r["speedup_single_call"] for r in rows),
         "target_speedup": 10_000,
+        "latency_mean_rel_error": statistics.fmean(lat), "latency_max_rel_error": max(lat),
+        "energy_mean_rel_error": statistics.fmean(en), "energy_max_rel_error": max(en),
+        "compute_cycles_equal": sum(r["compute_cycles_equal"] for r in rows),
     }
 
 
@@ -168,7 +190,10 @@ def agreement() -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--zigzag-layers", type=int, default=3, help="layers to run through ZigZag (0: skip)")
+    parser.add_argument("--zigzag-layers", type=int, default=4, help="layers to run through ZigZag (0: skip)")
+    parser.add_argument("--zigzag-core", default="edge_tpu_like", help="core preset for the ZigZag comparison")
+    parser.add_argument("--zigzag-distinct", action="store_true",
+                        help="compare the first N distinct MAC layer shapes instead of one layer per kind")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     print("speed ...", flush=True)
@@ -182,7 +207,8 @@ def main() -> None:
     result["agreement"] = agreement()
     if args.zigzag_layers > 0:
         print(f"ZigZag side by side on {args.zigzag_layers} layers (seconds each) ...", flush=True)
-        result["zigzag"] = zigzag_side_by_side(args.zigzag_layers, args.repeats)
+        result["zigzag"] = zigzag_side_by_side(args.zigzag_layers, args.repeats, args.zigzag_core,
+                                               spread=not args.zigzag_distinct)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("speed",)}, indent=1))
@@ -191,7 +217,7 @@ def main() -> None:
               f"{row['spatial_utilization_equal']:3} lat {row['latency_mean_rel_error']:.2%}/{row['latency_max_rel_error']:.2%}"
               f" E {row['energy_mean_rel_error']:.2%}/{row['energy_max_rel_error']:.2%}")
     if "zigzag" in result:
-        print(json.dumps(result["zigzag"], indent=1))
+        print(json.dumps({k: v for k, v in result["zigzag"].items() if k != "layers"}, indent=1))
     print(f"wrote {args.out}")
 
 
