@@ -24,14 +24,17 @@ ANALYTICAL_VERSION = "1.0.0"
 
 DIMS = ("B", "K", "G", "C", "OX", "OY", "FX", "FY")
 _B, _K, _G, _C, _OX, _OY, _FX, _FY = range(8)
-_OY2 = 8  # pseudo loop: the smallest LOMA factor of OY's temporal loop, so orders can put it innermost
-ND = 9
+# pseudo loops: the smallest LOMA factor of OY's / C's temporal loop, so an order can move it apart from the rest
+_OY2 = 8
+_C2 = 9
+ND = 10
+PSEUDO = ((_OY2, _OY), (_C2, _C))
 _DIM_INDEX = {name: i for i, name in enumerate(DIMS)}
 
 # Loop dimensions that index each operand ("I2" is the second input of an element-wise add).
 RELEVANT: dict[str, tuple[int, ...]] = {
-    "W": (_K, _G, _C, _FX, _FY),
-    "I": (_B, _G, _C, _OX, _OY, _FX, _FY, _OY2),
+    "W": (_K, _G, _C, _FX, _FY, _C2),
+    "I": (_B, _G, _C, _OX, _OY, _FX, _FY, _OY2, _C2),
     "I2": (_B, _G, _OX, _OY, _OY2),
     "O": (_B, _K, _G, _OX, _OY, _OY2),
 }
@@ -57,8 +60,21 @@ ORDERS: tuple[tuple[int, ...], ...] = (
     (_OY2, _FX, _FY, _G, _OX, _OY, _C, _K, _B),
     (_OY2, _FY, _FX, _OX, _G, _OY, _C, _K, _B),
     (_OY2, _FY, _FX, _C, _OX, _K, _OY, _G, _B),
+    (_C2, _FX, _FY, _K, _OY2, _OY, _OX, _C, _G, _B),
+    (_C2, _FX, _FY, _OY2, _OY, _OX, _K, _C, _G, _B),
+    (_C2, _FX, _FY, _K, _OX, _OY, _OY2, _C, _G, _B),
 )
-_ORDER_ARRAY = np.array([o + (_OY2,) * (ND - len(o)) for o in ORDERS], dtype=np.int64)
+def _with_pseudo(order: tuple[int, ...]) -> tuple[int, ...]:
+    """Orders that do not place a pseudo loop keep its loop whole: the pseudo loop (the loop's smallest factor)
+    sits right inside it."""
+    for pseudo, real in PSEUDO:
+        if pseudo not in order:
+            i = order.index(real)
+            order = order[:i] + (pseudo,) + order[i:]
+    return order
+
+
+_ORDER_ARRAY = np.array([_with_pseudo(o) for o in ORDERS], dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -227,10 +243,9 @@ def _footprint(operand: str, p: np.ndarray, stride: np.ndarray) -> np.ndarray:
     ``stride`` (..., 4) holds x stride, y stride and the layer's whole input width and height (padding removed),
     which caps a tile's input extent as in ZigZag.
     """
-    if p.shape[-1] > _OY2:
-        p = np.concatenate(
-            [p[..., :_OY], (p[..., _OY] * p[..., _OY2])[..., None], p[..., _OY + 1:_OY2]], axis=-1
-        )
+    if p.shape[-1] > 8:
+        p = p[..., :8] * np.concatenate([np.ones(p.shape[:-1] + (3,)), p[..., _C2:_C2 + 1], np.ones(p.shape[:-1] + (1,)),
+                                        p[..., _OY2:_OY2 + 1], np.ones(p.shape[:-1] + (2,))], axis=-1)
     if operand == "W":
         return p[..., _K] * p[..., _G] * p[..., _C] * p[..., _FX] * p[..., _FY]
     if operand == "O" or operand == "I2":
@@ -347,16 +362,18 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     temporal = np.ceil(loops / unrolled)  # (nl, ND)
     frac_total = loops / temporal  # fractional unroll per dim (energy)
     lpfs = [loop_factors(tuple(int(t) for t in row[:8])) for row in temporal]
-    # the pseudo loop takes OY's smallest LOMA factor, so orders can put it innermost
-    first_oy = np.array([f[_OY][0] if f.get(_OY) else 1 for f in lpfs], dtype=np.float64)
-    temporal[:, _OY2] = first_oy
-    temporal[:, _OY] = temporal[:, _OY] / first_oy
+    # each pseudo loop takes its loop's smallest LOMA factor, so orders can place it apart from the rest
+    for pseudo, real in PSEUDO:
+        first_factor = np.array([f[real][0] if f.get(real) else 1 for f in lpfs], dtype=np.float64)
+        temporal[:, pseudo] = first_factor
+        temporal[:, real] = temporal[:, real] / first_factor
     dim_factors: list[dict[int, tuple[int, ...]]] = []
     for f in lpfs:
         f = dict(f)
-        if f.get(_OY):
-            f[_OY2] = (f[_OY][0],)
-            f[_OY] = f[_OY][1:]
+        for pseudo, real in PSEUDO:
+            if f.get(real):
+                f[pseudo] = (f[real][0],)
+                f[real] = f[real][1:]
         dim_factors.append(f)
     # every tile size a level may take of each loop: products of sub-multisets of its factors (padded with 1)
     subs = [[_sub_products(f.get(d, ())) for d in range(ND)] for f in dim_factors]
