@@ -402,401 +402,426 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
     keys = np.concatenate([np.repeat(np.arange(nl), no)[:, None], packed.reshape(nl * no, ND)], axis=1)
     _, first = np.unique(keys, axis=0, return_index=True)
     first = np.sort(first)
-    # each order also with the other boundary policy: the innermost levels take the SMALLEST tile of the loop
-    # that crosses their capacity (small register tiles refill fast; LOMA finds both through its permutations)
-    case_layer = np.concatenate([first // no, first // no])
-    case_order = np.concatenate([first % no, first % no])
-    split_small = np.concatenate([np.zeros(len(first), bool), np.ones(len(first), bool)])
-    srt = np.argsort(case_layer, kind="stable")
-    case_layer, case_order, split_small = case_layer[srt], case_order[srt], split_small[srt]
-    N = len(case_layer)
-    rep = lambda x: x[case_layer]  # noqa: E731
-    T = rep(temporal)
-    stride = rep(stride1)
-    order = _ORDER_ARRAY[case_order]  # (N, ND)
-    uf = rep(u_frac)
-    ul = rep(u_lat)
-    ui = rep(u_int)
-    fl = rep(flow)
-    prec = {k: rep(v) for k, v in prec_l.items()}
-    total = np.prod(T, axis=1)
-    rows = np.arange(N)
+    # each distinct order runs first with the largest register tile at a capacity boundary; the cases where a
+    # smaller tile was possible run again taking the SMALLEST one (small register tiles refill fast; LOMA
+    # finds both through its permutations)
+    def run_cases(case_layer: np.ndarray, case_order: np.ndarray, split_small: np.ndarray) -> dict:
+        N = len(case_layer)
+        rep = lambda x: x[case_layer]  # noqa: E731
+        T = rep(temporal)
+        stride = rep(stride1)
+        order = _ORDER_ARRAY[case_order]  # (N, ND)
+        uf = rep(u_frac)
+        ul = rep(u_lat)
+        ui = rep(u_int)
+        fl = rep(flow)
+        prec = {k: rep(v) for k, v in prec_l.items()}
+        total = np.prod(T, axis=1)
+        rows = np.arange(N)
+        ambiguous = np.zeros(N, dtype=bool)
 
-    per_dim: dict[str, list[np.ndarray]] = {}
-    for kind, u in (("int", ui), ("frac", uf), ("lat", ul)):
-        mats = []
-        for a in range(na):
-            mat = np.ones((N, ND))
-            has = fl[:, a] >= 0
-            mat[rows[has], fl[has, a]] = u[has, a]
-            mats.append(mat)
-        per_dim[kind] = mats
-    sp_cache: dict[tuple, np.ndarray] = {}
+        per_dim: dict[str, list[np.ndarray]] = {}
+        for kind, u in (("int", ui), ("frac", uf), ("lat", ul)):
+            mats = []
+            for a in range(na):
+                mat = np.ones((N, ND))
+                has = fl[:, a] >= 0
+                mat[rows[has], fl[has, a]] = u[has, a]
+                mats.append(mat)
+            per_dim[kind] = mats
+        sp_cache: dict[tuple, np.ndarray] = {}
 
-    def spatial_products(dim_sets: list[int], use_frac: bool | str) -> np.ndarray:
-        """(N, ND) product of unrolls over the given array dims, per loop dim."""
-        kind = "lat" if use_frac == "lat" else ("frac" if use_frac else "int")
-        key = (kind, tuple(dim_sets))
-        hit = sp_cache.get(key)
-        if hit is None:
-            hit = np.ones((N, ND))
-            for a in dim_sets:
-                hit = hit * per_dim[kind][a]
-            sp_cache[key] = hit
-        return hit
+        def spatial_products(dim_sets: list[int], use_frac: bool | str) -> np.ndarray:
+            """(N, ND) product of unrolls over the given array dims, per loop dim."""
+            kind = "lat" if use_frac == "lat" else ("frac" if use_frac else "int")
+            key = (kind, tuple(dim_sets))
+            hit = sp_cache.get(key)
+            if hit is None:
+                hit = np.ones((N, ND))
+                for a in dim_sets:
+                    hit = hit * per_dim[kind][a]
+                sp_cache[key] = hit
+            return hit
 
-    o_ir = [d for d in range(ND) if d not in RELEVANT["O"]]
+        o_ir = [d for d in range(ND) if d not in RELEVANT["O"]]
 
-    mem_energy: dict[int, dict[str, np.ndarray]] = {}
-    mem_traffic: dict[int, dict[str, np.ndarray]] = {}
-    transfers: list[_Transfer] = []
-    onload_links: dict[str, list[tuple[list[tuple[int, bool, np.ndarray, np.ndarray]], np.ndarray]]] = {}
-    offload_links: list[list[tuple[int, bool, np.ndarray, np.ndarray]]] = []
-    innermost_bits: dict[str, np.ndarray] = {}
-    used_bits: dict[int, np.ndarray] = {}  # per memory, bits already claimed by earlier operands
+        mem_energy: dict[int, dict[str, np.ndarray]] = {}
+        mem_traffic: dict[int, dict[str, np.ndarray]] = {}
+        transfers: list[_Transfer] = []
+        onload_links: dict[str, list[tuple[list[tuple[int, bool, np.ndarray, np.ndarray]], np.ndarray]]] = {}
+        offload_links: list[list[tuple[int, bool, np.ndarray, np.ndarray]]] = []
+        innermost_bits: dict[str, np.ndarray] = {}
+        used_bits: dict[int, np.ndarray] = {}  # per memory, bits already claimed by earlier operands
 
-    for operand in operands:
-        store = STORAGE[operand]
-        chain = plan.chains[store]
-        nlev = len(chain)
-        first = plan.first_served(store)
-        rel = RELEVANT[operand]
-        irr = [d for d in range(ND) if d not in rel]
-        irr_mask = np.zeros(ND, dtype=bool)
-        irr_mask[irr] = True
-        is_out = operand == "O"
-        p_in = prec[operand] if not is_out else None
+        for operand in operands:
+            store = STORAGE[operand]
+            chain = plan.chains[store]
+            nlev = len(chain)
+            first = plan.first_served(store)
+            rel = RELEVANT[operand]
+            irr = [d for d in range(ND) if d not in rel]
+            irr_mask = np.zeros(ND, dtype=bool)
+            irr_mask[irr] = True
+            is_out = operand == "O"
+            p_in = prec[operand] if not is_out else None
 
-        # --- greedy allocation of the order to the levels --------------------------------------------------
-        alloc = np.ones((nlev, N, ND))
-        rem = T.copy()
-        cum = np.ones((N, ND))
-        served_so_far: list[int] = []
-        for m, lvl in enumerate(chain):
-            served_so_far = served_so_far + first[m]
-            sp = spatial_products(served_so_far, use_frac=True)
-            sp_above_ir = np.zeros(N, dtype=bool)
-            if is_out:
-                later = [a for mm in range(m + 1, nlev) for a in first[mm]]
-                sp_later = spatial_products(later, use_frac=False)
-                sp_above_ir = np.any(sp_later[:, o_ir] > 1, axis=1)
-            if m == nlev - 1:
-                alloc[m] = rem
-                cum = cum * rem
-                rem = np.ones_like(rem)
-                break
-            cap = lvl.mem.size_bits - used_bits.get(lvl.index, np.zeros(N))
-            # ZigZag sizes outputs at partial-sum width while any reduction loop is still unallocated
-            if is_out:
-                partial_here = np.any(rem[:, o_ir] > 1, axis=1) | sp_above_ir
-                lvl_bits = np.where(partial_here, prec["Op"], prec["Of"])
-            else:
-                lvl_bits = p_in
-            open_ = np.ones(N, dtype=bool)
-            for j in range(ND):
-                if not open_.any():
+            # --- greedy allocation of the order to the levels --------------------------------------------------
+            alloc = np.ones((nlev, N, ND))
+            rem = T.copy()
+            cum = np.ones((N, ND))
+            served_so_far: list[int] = []
+            for m, lvl in enumerate(chain):
+                served_so_far = served_so_far + first[m]
+                sp = spatial_products(served_so_far, use_frac=True)
+                sp_above_ir = np.zeros(N, dtype=bool)
+                if is_out:
+                    later = [a for mm in range(m + 1, nlev) for a in first[mm]]
+                    sp_later = spatial_products(later, use_frac=False)
+                    sp_above_ir = np.any(sp_later[:, o_ir] > 1, axis=1)
+                if m == nlev - 1:
+                    alloc[m] = rem
+                    cum = cum * rem
+                    rem = np.ones_like(rem)
                     break
-                d = order[:, j]
-                r = rem[rows, d]
-                if not (r > 1).any():
-                    continue
-                base = cum.copy()
+                cap = lvl.mem.size_bits - used_bits.get(lvl.index, np.zeros(N))
+                # ZigZag sizes outputs at partial-sum width while any reduction loop is still unallocated
+                if is_out:
+                    partial_here = np.any(rem[:, o_ir] > 1, axis=1) | sp_above_ir
+                    lvl_bits = np.where(partial_here, prec["Op"], prec["Of"])
+                else:
+                    lvl_bits = p_in
+                open_ = np.ones(N, dtype=bool)
+                for j in range(ND):
+                    if not open_.any():
+                        break
+                    d = order[:, j]
+                    r = rem[rows, d]
+                    if not (r > 1).any():
+                        continue
+                    base = cum.copy()
 
-                def fits(f: np.ndarray, sel: np.ndarray = None) -> np.ndarray:  # type: ignore[assignment]
-                    b = base if sel is None else base[sel]
-                    dd = d if sel is None else d[sel]
-                    rr = rows if sel is None else np.arange(len(dd))
-                    p = b.copy()
-                    p[rr, dd] = p[rr, dd] * f
-                    fp = _footprint(operand, p * (sp if sel is None else sp[sel]), stride if sel is None else stride[sel])
-                    bits = lvl_bits if sel is None else lvl_bits[sel]
-                    return fp * bits <= (cap if sel is None else cap[sel])
+                    def fits(f: np.ndarray, sel: np.ndarray = None) -> np.ndarray:  # type: ignore[assignment]
+                        b = base if sel is None else base[sel]
+                        dd = d if sel is None else d[sel]
+                        rr = rows if sel is None else np.arange(len(dd))
+                        p = b.copy()
+                        p[rr, dd] = p[rr, dd] * f
+                        fp = _footprint(operand, p * (sp if sel is None else sp[sel]), stride if sel is None else stride[sel])
+                        bits = lvl_bits if sel is None else lvl_bits[sel]
+                        return fp * bits <= (cap if sel is None else cap[sel])
 
-                full = fits(r) & open_
-                take = np.where(full, r, 1.0)
-                partial_rows = open_ & ~full & (r > 1)
-                if partial_rows.any():
-                    sel = np.nonzero(partial_rows)[0]
-                    rs = r[sel]
-                    bsel = base[sel]
-                    dsel = d[sel]
-                    spsel = sp[sel]
-                    strsel = stride[sel]
-                    capsel = cap[sel]
+                    full = fits(r) & open_
+                    take = np.where(full, r, 1.0)
+                    partial_rows = open_ & ~full & (r > 1)
+                    if partial_rows.any():
+                        sel = np.nonzero(partial_rows)[0]
+                        rs = r[sel]
+                        bsel = base[sel]
+                        dsel = d[sel]
+                        spsel = sp[sel]
+                        strsel = stride[sel]
+                        capsel = cap[sel]
 
-                    def ok(cand: np.ndarray) -> np.ndarray:
-                        k = len(sel)
-                        pk = np.repeat(bsel[:, None, :], cand.shape[1], axis=1)  # (k, D, ND)
-                        pk[np.arange(k), :, dsel] = pk[np.arange(k), :, dsel] * cand
-                        fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :])
-                        return fp * lvl_bits[sel][:, None] <= capsel[:, None]
+                        def ok(cand: np.ndarray) -> np.ndarray:
+                            k = len(sel)
+                            pk = np.repeat(bsel[:, None, :], cand.shape[1], axis=1)  # (k, D, ND)
+                            pk[np.arange(k), :, dsel] = pk[np.arange(k), :, dsel] * cand
+                            fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :])
+                            return fp * lvl_bits[sel][:, None] <= capsel[:, None]
 
-                    cand = tile_sizes[case_layer[sel], dsel]  # (k, D): products of the loop's LOMA factors
-                    cand = np.where(np.mod(rs[:, None], cand) == 0, cand, 1.0)
-                    fitting = np.where(ok(cand), cand, 1.0)
-                    largest = fitting.max(axis=1)
-                    smallest = np.where(fitting > 1, fitting, np.inf).min(axis=1)
-                    smallest = np.where(np.isfinite(smallest), smallest, 1.0)
-                    take[sel] = np.where(split_small[sel] & (m == 0), smallest, largest)
-                open_ = open_ & full
-                alloc[m, rows, d] = take
-                cum[rows, d] = cum[rows, d] * take
-                rem[rows, d] = rem[rows, d] / take
-            # bits this operand occupies at this memory (for operands sharing it later)
-            fp_here = _footprint(operand, cum * sp, stride)
-            bits_here = fp_here * lvl_bits
-            used_bits[lvl.index] = used_bits.get(lvl.index, np.zeros(N)) + bits_here
+                        cand = tile_sizes[case_layer[sel], dsel]  # (k, D): products of the loop's LOMA factors
+                        cand = np.where(np.mod(rs[:, None], cand) == 0, cand, 1.0)
+                        fitting = np.where(ok(cand), cand, 1.0)
+                        largest = fitting.max(axis=1)
+                        smallest = np.where(fitting > 1, fitting, np.inf).min(axis=1)
+                        smallest = np.where(np.isfinite(smallest), smallest, 1.0)
+                        take[sel] = np.where(split_small[sel] & (m == 0), smallest, largest)
+                        if m == 0:
+                            ambiguous[sel] |= smallest < largest
+                    open_ = open_ & full
+                    alloc[m, rows, d] = take
+                    cum[rows, d] = cum[rows, d] * take
+                    rem[rows, d] = rem[rows, d] / take
+                # bits this operand occupies at this memory (for operands sharing it later)
+                fp_here = _footprint(operand, cum * sp, stride)
+                bits_here = fp_here * lvl_bits
+                used_bits[lvl.index] = used_bits.get(lvl.index, np.zeros(N)) + bits_here
 
-        # --- per-level quantities ---------------------------------------------------------------------------
-        tcum = np.cumprod(alloc, axis=0)  # (nlev, N, 8) temporal products at levels <= m
-        cyc_le = np.prod(tcum, axis=2)  # (nlev, N)
-        served_so_far = []
-        data_le = []  # per-instance elements at level m (temporal <= m, spatial served <= m)
-        data_low = []  # per-instance elements fetched for one refill of what is below (temporal < m)
-        units = []
-        data_le_l = []  # the same with the integer (latency) unroll
-        data_low_l = []
-        for m, lvl in enumerate(chain):
-            served_so_far = served_so_far + first[m]
-            sp_f = spatial_products(served_so_far, use_frac=True)
-            sp_l = spatial_products(served_so_far, use_frac="lat")
-            below_t = tcum[m - 1] if m > 0 else np.ones((N, ND))
-            data_le.append(_footprint(operand, tcum[m] * sp_f, stride))
-            data_low.append(_footprint(operand, below_t * sp_f, stride))
-            data_le_l.append(_footprint(operand, tcum[m] * sp_l, stride))
-            data_low_l.append(_footprint(operand, below_t * sp_l, stride))
-            not_served = [a for a, dname in enumerate(plan.array_dims) if dname not in lvl.served]
-            units.append(np.prod(uf[:, not_served], axis=1) if not_served else np.ones(N))
-        # psum flag per level: partial outputs live at level m (ir loops at levels >= m or spatial ir above m)
-        psum_flag = []
-        if is_out:
+            # --- per-level quantities ---------------------------------------------------------------------------
+            tcum = np.cumprod(alloc, axis=0)  # (nlev, N, 8) temporal products at levels <= m
+            cyc_le = np.prod(tcum, axis=2)  # (nlev, N)
+            served_so_far = []
+            data_le = []  # per-instance elements at level m (temporal <= m, spatial served <= m)
+            data_low = []  # per-instance elements fetched for one refill of what is below (temporal < m)
+            units = []
+            data_le_l = []  # the same with the integer (latency) unroll
+            data_low_l = []
+            for m, lvl in enumerate(chain):
+                served_so_far = served_so_far + first[m]
+                sp_f = spatial_products(served_so_far, use_frac=True)
+                sp_l = spatial_products(served_so_far, use_frac="lat")
+                below_t = tcum[m - 1] if m > 0 else np.ones((N, ND))
+                data_le.append(_footprint(operand, tcum[m] * sp_f, stride))
+                data_low.append(_footprint(operand, below_t * sp_f, stride))
+                data_le_l.append(_footprint(operand, tcum[m] * sp_l, stride))
+                data_low_l.append(_footprint(operand, below_t * sp_l, stride))
+                not_served = [a for a, dname in enumerate(plan.array_dims) if dname not in lvl.served]
+                units.append(np.prod(uf[:, not_served], axis=1) if not_served else np.ones(N))
+            # psum flag per level: partial outputs live at level m (ir loops at levels >= m or spatial ir above m)
+            psum_flag = []
+            if is_out:
+                for m in range(nlev):
+                    t_ir = np.any(np.prod(alloc[m:], axis=0)[:, o_ir] > 1, axis=1)
+                    later = [a for mm in range(m + 1, nlev) for a in first[mm]]
+                    s_ir = np.any(spatial_products(later, use_frac=False)[:, o_ir] > 1, axis=1) if later else np.zeros(N, bool)
+                    psum_flag.append(t_ir | s_ir)
+                psum_flag.append(np.zeros(N, dtype=bool))
+            # stationarity of the innermost level's reads (ZigZag: same data is no new access)
+            stat = np.ones(N)
+            if not is_out:
+                going = np.ones(N, dtype=bool)
+                for j in range(ND):
+                    d = order[:, j]
+                    f = alloc[0, rows, d]
+                    is_irr = irr_mask[d]
+                    mult = going & is_irr & (f > 1)
+                    stat = np.where(mult, stat * f, stat)
+                    going = going & ~((~is_irr) & (f > 1))
+            # top irrelevant loop product per level (for the non-double-buffered update window)
+            top_ir = []
             for m in range(nlev):
-                t_ir = np.any(np.prod(alloc[m:], axis=0)[:, o_ir] > 1, axis=1)
-                later = [a for mm in range(m + 1, nlev) for a in first[mm]]
-                s_ir = np.any(spatial_products(later, use_frac=False)[:, o_ir] > 1, axis=1) if later else np.zeros(N, bool)
-                psum_flag.append(t_ir | s_ir)
-            psum_flag.append(np.zeros(N, dtype=bool))
-        # stationarity of the innermost level's reads (ZigZag: same data is no new access)
-        stat = np.ones(N)
-        if not is_out:
-            going = np.ones(N, dtype=bool)
-            for j in range(ND):
-                d = order[:, j]
-                f = alloc[0, rows, d]
-                is_irr = irr_mask[d]
-                mult = going & is_irr & (f > 1)
-                stat = np.where(mult, stat * f, stat)
-                going = going & ~((~is_irr) & (f > 1))
-        # top irrelevant loop product per level (for the non-double-buffered update window)
-        top_ir = []
-        for m in range(nlev):
-            t = np.ones(N)
-            going = np.ones(N, dtype=bool)
-            for j in range(ND - 1, -1, -1):
-                d = order[:, j]
-                f = alloc[m, rows, d]
-                is_irr = irr_mask[d]
-                t = np.where(going & is_irr & (f > 1), t * f, t)
-                going = going & ~((~is_irr) & (f > 1))
-            top_ir.append(t)
-        # double buffering: the level holds at most half its capacity
-        dbuf = []
-        for m, lvl in enumerate(chain):
-            occ = used_bits.get(lvl.index, np.zeros(N)) if m < nlev - 1 else np.zeros(N)
-            dbuf.append(occ <= 0.5 * lvl.mem.size_bits)
-
-        def add(level: _Level, is_read: bool, high: bool, bits_el: np.ndarray, amount: np.ndarray,
-                amount_lat: np.ndarray, periods: np.ndarray, period: np.ndarray, allowed: np.ndarray,
-                unit: np.ndarray) -> None:
-            mem = level.mem
-            bits = amount * bits_el
-            bw = mem.r_bw if is_read else mem.w_bw
-            gran = (mem.min_r_granularity if is_read else mem.min_w_granularity) or bw
-            gran = min(gran, bw)
-            accesses = np.floor(np.ceil(np.round(bits / gran, 9)) * (gran / bw) * periods * unit + 1e-9)
-            cost = mem.r_cost if is_read else mem.w_cost
-            e = mem_energy.setdefault(level.index, {})
-            e[store] = e.get(store, 0.0) + accesses * cost
-            t = mem_traffic.setdefault(level.index, {})
-            t[store] = t.get(store, 0.0) + bits * periods * unit
-            transfers.append(
-                _Transfer(level.index, is_read, high, operand, amount_lat * bits_el, periods, period, allowed, unit)
-            )
-
-        zeros = np.zeros(N)
-        if not is_out:
-            innermost_bits[operand] = data_le_l[0] * p_in
-            links = []
+                t = np.ones(N)
+                going = np.ones(N, dtype=bool)
+                for j in range(ND - 1, -1, -1):
+                    d = order[:, j]
+                    f = alloc[m, rows, d]
+                    is_irr = irr_mask[d]
+                    t = np.where(going & is_irr & (f > 1), t * f, t)
+                    going = going & ~((~is_irr) & (f > 1))
+                top_ir.append(t)
+            # double buffering: the level holds at most half its capacity
+            dbuf = []
             for m, lvl in enumerate(chain):
-                # reads towards the level below (or the array)
-                per = stat if m == 0 else cyc_le[m - 1]
-                allowed_low = np.where(dbuf[m - 1], per, per / top_ir[m - 1]) if m > 0 else per
-                add(lvl, True, False, p_in, data_low[m], data_low_l[m], total / per, per, allowed_low, units[m])
-                if m < nlev - 1:
-                    per_h = cyc_le[m]
-                    allowed_h = np.where(dbuf[m], per_h, per_h / top_ir[m])
-                    add(lvl, False, True, p_in, data_le[m], data_le_l[m], total / per_h, per_h, allowed_h, units[m])
-                    # on-loading link m <- m+1: (memory index, is_read, bits per instance, periods)
-                    nxt = chain[m + 1]
-                    links.append(([
-                        (lvl.index, False, data_le_l[m] * p_in, total / per_h, True),
-                        (nxt.index, True, data_low_l[m + 1] * p_in, total / per_h, False),
-                    ], total / per_h))
-            onload_links[operand] = links  # type: ignore[assignment]
-        else:
-            innermost_bits["O"] = data_le_l[0] * np.where(psum_flag[0], prec["Op"], prec["Of"])
-            for m, lvl in enumerate(chain):
-                per = cyc_le[m - 1] if m > 0 else np.ones(N)
-                pbits_low = np.where(psum_flag[m], prec["Op"], prec["Of"])
-                allowed_low = np.where(dbuf[m - 1], per, per / top_ir[m - 1]) if m > 0 else per
-                add(lvl, False, False, pbits_low, data_low[m], data_low_l[m], total / per, per, allowed_low, units[m])
-                add(lvl, True, False, np.where(psum_flag[m], pbits_low, 0.0), data_low[m], data_low_l[m], total / per, per,
-                    allowed_low, units[m])
-                if m < nlev - 1:
-                    per_h = cyc_le[m]
-                    pbits_h = np.where(psum_flag[m + 1], prec["Op"], prec["Of"])
-                    allowed_h = np.where(dbuf[m], per_h, per_h / top_ir[m])
-                    add(lvl, True, True, pbits_h, data_le[m], data_le_l[m], total / per_h, per_h, allowed_h, units[m])
-                    add(lvl, False, True, np.where(psum_flag[m + 1], pbits_h, 0.0), data_le[m], data_le_l[m], total / per_h,
-                        per_h, allowed_h, units[m])
-                    nxt = chain[m + 1]
-                    offload_links.append([
-                        (lvl.index, True, data_le_l[m] * pbits_h, total / per_h, True),
-                        (nxt.index, False, data_low_l[m + 1] * pbits_h, total / per_h, False),
-                    ])
-        del zeros
+                occ = used_bits.get(lvl.index, np.zeros(N)) if m < nlev - 1 else np.zeros(N)
+                dbuf.append(occ <= 0.5 * lvl.mem.size_bits)
 
-    # ---- latency: stalls per port, on-loading, off-loading ----------------------------------------------------
-    def port_of(level: int, is_read: bool, high: bool = False) -> tuple[int, str]:
-        mem = core.memories[level]
-        if mem.r_port == 0 and mem.w_port == 0:
-            # one shared port; with two or more, ZigZag's files put writes on one and reads on another
-            return (level, ("r" if is_read else "w") if mem.rw_port >= 2 else "rw")
-        if (mem.r_port if is_read else mem.w_port) == 0:
-            return (level, "rw")
-        count = mem.r_port if is_read else mem.w_port
-        side = "h" if (high and count >= 2) else ""
-        return (level, ("r" if is_read else "w") + side)
+            def add(level: _Level, is_read: bool, high: bool, bits_el: np.ndarray, amount: np.ndarray,
+                    amount_lat: np.ndarray, periods: np.ndarray, period: np.ndarray, allowed: np.ndarray,
+                    unit: np.ndarray) -> None:
+                mem = level.mem
+                bits = amount * bits_el
+                bw = mem.r_bw if is_read else mem.w_bw
+                gran = (mem.min_r_granularity if is_read else mem.min_w_granularity) or bw
+                gran = min(gran, bw)
+                accesses = np.floor(np.ceil(np.round(bits / gran, 9)) * (gran / bw) * periods * unit + 1e-9)
+                cost = mem.r_cost if is_read else mem.w_cost
+                e = mem_energy.setdefault(level.index, {})
+                e[store] = e.get(store, 0.0) + accesses * cost
+                t = mem_traffic.setdefault(level.index, {})
+                t[store] = t.get(store, 0.0) + bits * periods * unit
+                transfers.append(
+                    _Transfer(level.index, is_read, high, operand, amount_lat * bits_el, periods, period, allowed, unit)
+                )
 
-    def port_bw(level: int, is_read: bool) -> int:
-        mem = core.memories[level]
-        return mem.r_bw if is_read else mem.w_bw
-
-    ports: dict[tuple[int, str], list[_Transfer]] = {}
-    for t in transfers:
-        ports.setdefault(port_of(t.level, t.is_read, t.toward_high), []).append(t)
-    stall = np.zeros(N)
-    avg_bw: dict[tuple[int, str], np.ndarray] = {}
-    for key, acts in ports.items():
-        pos = np.zeros(N)
-        neg_real = np.zeros(N)
-        pos_allowed = np.zeros(N)
-        window_sum = np.zeros(N)
-        full_window = np.zeros(N, dtype=bool)
-        n_active = np.zeros(N)
-        single = np.zeros(N)
-        bw_sum = np.zeros(N)
-        for t in acts:
-            active = (t.periods > 1) & (t.bits > 0)
-            real = np.ceil(np.round(t.bits / port_bw(t.level, t.is_read), 9))
-            s = (real - t.allowed) * (t.periods - 1)
-            pos += np.where(active & (s > 0), s, 0.0)
-            neg_real += np.where(active & (s <= 0), real * (t.periods - 1), 0.0)
-            pos_allowed += np.where(active & (s > 0), t.allowed * (t.periods - 1), 0.0)
-            window_sum += np.where(active, t.allowed * (t.periods - 1), 0.0)
-            full_window |= active & (t.allowed >= t.period)
-            n_active += active
-            single = np.where(active, s, single)
-            bw_sum += np.where(active, np.ceil(t.bits / np.maximum(t.period, 1)), 0.0)
-        union = np.where(full_window, total, np.minimum(total, window_sum))
-        multi = pos + np.maximum(0.0, neg_real + pos_allowed - union)
-        port_stall = np.where(n_active > 1, multi, np.where(n_active == 1, single, 0.0))
-        stall = np.maximum(stall, port_stall)
-        avg_bw[key] = bw_sum
-    compute_phase = total + stall
-
-    # one-shot transfers (period count 1) may borrow each port's spare bandwidth during compute, largest first,
-    # down to one innermost tile; periodic links cost one period's transfer
-    one_shot: dict[tuple[int, str], list[tuple[np.ndarray, np.ndarray, list]]] = {}
-    side_cycles: dict[int, np.ndarray] = {}
-    all_sides: list[tuple] = []
-    for operand, links in onload_links.items():
-        for sides, _pc in links:
-            for side in sides:
-                all_sides.append((side, innermost_bits[operand]))
-    for sides in offload_links:
-        for side in sides:
-            all_sides.append((side, innermost_bits["O"]))
-    for k, (side, min_bits) in enumerate(all_sides):
-        level, is_read, bits, periods, high = side
-        bw = port_bw(level, is_read)
-        real = np.ceil(np.round(bits / bw, 9))
-        side_cycles[k] = real
-        floor = np.minimum(real, np.ceil(np.round(min_bits / bw, 9)))
-        reducible = np.where(periods <= 1, np.maximum(real - floor, 0.0), 0.0)
-        one_shot.setdefault(port_of(level, is_read, high), []).append((real, reducible, [k]))
-    for key, entries in one_shot.items():
-        level = key[0]
-        bw = core.memories[level].r_bw if key[1].startswith("r") else core.memories[level].w_bw
-        surplus = np.maximum(0.0, (bw - avg_bw.get(key, 0.0)) / bw * compute_phase)
-        reals = np.stack([e[0] for e in entries])
-        reds = np.stack([e[1] for e in entries])
-        order_desc = np.argsort(-reals, axis=0, kind="stable")
-        for pos in range(len(entries)):
-            which = order_desc[pos]
-            avail = reds[which, np.arange(N)]
-            take = np.minimum(avail, surplus)
-            surplus = surplus - take
-            for e_idx, entry in enumerate(entries):
-                k = entry[2][0]
-                side_cycles[k] = np.where(which == e_idx, side_cycles[k] - take, side_cycles[k])
-    side_index = {id(side): k for k, (side, _m) in enumerate(all_sides)}
-
-    def link_cycles(sides: list) -> np.ndarray:
-        return np.maximum(side_cycles[side_index[id(sides[0])]], side_cycles[side_index[id(sides[1])]])
-
-    # on-loading: per operand, level pairs on private ports add up; two inputs combine as ZigZag does
-    input_ops = [o for o in operands if o != "O"]
-    shared_mem = {
-        i for i, mem in enumerate(core.memories) if sum(STORAGE[o] in mem.operands for o in input_ops) > 1
-    }
-    individual, halfshared, fully = {}, {}, {}
-    for operand in input_ops:
-        ind, half, shr = np.zeros(N), np.zeros(N), np.zeros(N)
-        for sides, _pc in onload_links.get(operand, []):
-            longest = link_cycles(sides)
-            sh = [s[0] in shared_mem for s in sides]
-            if all(sh):
-                shr += longest
-            elif not any(sh):
-                ind += longest
+            zeros = np.zeros(N)
+            if not is_out:
+                innermost_bits[operand] = data_le_l[0] * p_in
+                links = []
+                for m, lvl in enumerate(chain):
+                    # reads towards the level below (or the array)
+                    per = stat if m == 0 else cyc_le[m - 1]
+                    allowed_low = np.where(dbuf[m - 1], per, per / top_ir[m - 1]) if m > 0 else per
+                    add(lvl, True, False, p_in, data_low[m], data_low_l[m], total / per, per, allowed_low, units[m])
+                    if m < nlev - 1:
+                        per_h = cyc_le[m]
+                        allowed_h = np.where(dbuf[m], per_h, per_h / top_ir[m])
+                        add(lvl, False, True, p_in, data_le[m], data_le_l[m], total / per_h, per_h, allowed_h, units[m])
+                        # on-loading link m <- m+1: (memory index, is_read, bits per instance, periods)
+                        nxt = chain[m + 1]
+                        links.append(([
+                            (lvl.index, False, data_le_l[m] * p_in, total / per_h, True),
+                            (nxt.index, True, data_low_l[m + 1] * p_in, total / per_h, False),
+                        ], total / per_h))
+                onload_links[operand] = links  # type: ignore[assignment]
             else:
-                half = np.maximum(half, longest)
-        individual[operand], halfshared[operand], fully[operand] = ind, half, shr
-    if len(input_ops) == 1:
-        onload = individual[input_ops[0]] + halfshared[input_ops[0]] + fully[input_ops[0]]
-    elif input_ops:
-        a, b = input_ops[0], input_ops[1]
-        p1 = fully[a] + np.maximum(fully[b] + halfshared[b] + individual[b], halfshared[a] + individual[a])
-        p2 = fully[b] + np.maximum(fully[a] + halfshared[a] + individual[a], halfshared[b] + individual[b])
-        onload = np.minimum(p1, p2)
-    else:
-        onload = np.zeros(N)
-    offload = np.zeros(N)
-    for sides in offload_links:
-        offload += link_cycles(sides)
+                innermost_bits["O"] = data_le_l[0] * np.where(psum_flag[0], prec["Op"], prec["Of"])
+                for m, lvl in enumerate(chain):
+                    per = cyc_le[m - 1] if m > 0 else np.ones(N)
+                    pbits_low = np.where(psum_flag[m], prec["Op"], prec["Of"])
+                    allowed_low = np.where(dbuf[m - 1], per, per / top_ir[m - 1]) if m > 0 else per
+                    add(lvl, False, False, pbits_low, data_low[m], data_low_l[m], total / per, per, allowed_low, units[m])
+                    add(lvl, True, False, np.where(psum_flag[m], pbits_low, 0.0), data_low[m], data_low_l[m], total / per, per,
+                        allowed_low, units[m])
+                    if m < nlev - 1:
+                        per_h = cyc_le[m]
+                        pbits_h = np.where(psum_flag[m + 1], prec["Op"], prec["Of"])
+                        allowed_h = np.where(dbuf[m], per_h, per_h / top_ir[m])
+                        add(lvl, True, True, pbits_h, data_le[m], data_le_l[m], total / per_h, per_h, allowed_h, units[m])
+                        add(lvl, False, True, np.where(psum_flag[m + 1], pbits_h, 0.0), data_le[m], data_le_l[m], total / per_h,
+                            per_h, allowed_h, units[m])
+                        nxt = chain[m + 1]
+                        offload_links.append([
+                            (lvl.index, True, data_le_l[m] * pbits_h, total / per_h, True),
+                            (nxt.index, False, data_low_l[m + 1] * pbits_h, total / per_h, False),
+                        ])
+            del zeros
 
-    throughput_n = rep(throughput)
-    compute = np.ceil(total / throughput_n)
-    stall_n = stall
-    latency = compute + stall_n + onload + offload
-    mem_total = np.zeros(N)
-    for per_level in mem_energy.values():
-        for v in per_level.values():
-            mem_total = mem_total + v
-    mac_energy = rep(macs * mac_pj)
-    energy = mac_energy + mem_total
+        # ---- latency: stalls per port, on-loading, off-loading ----------------------------------------------------
+        def port_of(level: int, is_read: bool, high: bool = False) -> tuple[int, str]:
+            mem = core.memories[level]
+            if mem.r_port == 0 and mem.w_port == 0:
+                # one shared port; with two or more, ZigZag's files put writes on one and reads on another
+                return (level, ("r" if is_read else "w") if mem.rw_port >= 2 else "rw")
+            if (mem.r_port if is_read else mem.w_port) == 0:
+                return (level, "rw")
+            count = mem.r_port if is_read else mem.w_port
+            side = "h" if (high and count >= 2) else ""
+            return (level, ("r" if is_read else "w") + side)
 
+        def port_bw(level: int, is_read: bool) -> int:
+            mem = core.memories[level]
+            return mem.r_bw if is_read else mem.w_bw
+
+        ports: dict[tuple[int, str], list[_Transfer]] = {}
+        for t in transfers:
+            ports.setdefault(port_of(t.level, t.is_read, t.toward_high), []).append(t)
+        stall = np.zeros(N)
+        avg_bw: dict[tuple[int, str], np.ndarray] = {}
+        for key, acts in ports.items():
+            pos = np.zeros(N)
+            neg_real = np.zeros(N)
+            pos_allowed = np.zeros(N)
+            window_sum = np.zeros(N)
+            full_window = np.zeros(N, dtype=bool)
+            n_active = np.zeros(N)
+            single = np.zeros(N)
+            bw_sum = np.zeros(N)
+            for t in acts:
+                active = (t.periods > 1) & (t.bits > 0)
+                real = np.ceil(np.round(t.bits / port_bw(t.level, t.is_read), 9))
+                s = (real - t.allowed) * (t.periods - 1)
+                pos += np.where(active & (s > 0), s, 0.0)
+                neg_real += np.where(active & (s <= 0), real * (t.periods - 1), 0.0)
+                pos_allowed += np.where(active & (s > 0), t.allowed * (t.periods - 1), 0.0)
+                window_sum += np.where(active, t.allowed * (t.periods - 1), 0.0)
+                full_window |= active & (t.allowed >= t.period)
+                n_active += active
+                single = np.where(active, s, single)
+                bw_sum += np.where(active, np.ceil(t.bits / np.maximum(t.period, 1)), 0.0)
+            union = np.where(full_window, total, np.minimum(total, window_sum))
+            multi = pos + np.maximum(0.0, neg_real + pos_allowed - union)
+            port_stall = np.where(n_active > 1, multi, np.where(n_active == 1, single, 0.0))
+            stall = np.maximum(stall, port_stall)
+            avg_bw[key] = bw_sum
+        compute_phase = total + stall
+
+        # one-shot transfers (period count 1) may borrow each port's spare bandwidth during compute, largest first,
+        # down to one innermost tile; periodic links cost one period's transfer
+        one_shot: dict[tuple[int, str], list[tuple[np.ndarray, np.ndarray, list]]] = {}
+        side_cycles: dict[int, np.ndarray] = {}
+        all_sides: list[tuple] = []
+        for operand, links in onload_links.items():
+            for sides, _pc in links:
+                for side in sides:
+                    all_sides.append((side, innermost_bits[operand]))
+        for sides in offload_links:
+            for side in sides:
+                all_sides.append((side, innermost_bits["O"]))
+        for k, (side, min_bits) in enumerate(all_sides):
+            level, is_read, bits, periods, high = side
+            bw = port_bw(level, is_read)
+            real = np.ceil(np.round(bits / bw, 9))
+            side_cycles[k] = real
+            floor = np.minimum(real, np.ceil(np.round(min_bits / bw, 9)))
+            reducible = np.where(periods <= 1, np.maximum(real - floor, 0.0), 0.0)
+            one_shot.setdefault(port_of(level, is_read, high), []).append((real, reducible, [k]))
+        for key, entries in one_shot.items():
+            level = key[0]
+            bw = core.memories[level].r_bw if key[1].startswith("r") else core.memories[level].w_bw
+            surplus = np.maximum(0.0, (bw - avg_bw.get(key, 0.0)) / bw * compute_phase)
+            reals = np.stack([e[0] for e in entries])
+            reds = np.stack([e[1] for e in entries])
+            order_desc = np.argsort(-reals, axis=0, kind="stable")
+            for pos in range(len(entries)):
+                which = order_desc[pos]
+                avail = reds[which, np.arange(N)]
+                take = np.minimum(avail, surplus)
+                surplus = surplus - take
+                for e_idx, entry in enumerate(entries):
+                    k = entry[2][0]
+                    side_cycles[k] = np.where(which == e_idx, side_cycles[k] - take, side_cycles[k])
+        side_index = {id(side): k for k, (side, _m) in enumerate(all_sides)}
+
+        def link_cycles(sides: list) -> np.ndarray:
+            return np.maximum(side_cycles[side_index[id(sides[0])]], side_cycles[side_index[id(sides[1])]])
+
+        # on-loading: per operand, level pairs on private ports add up; two inputs combine as ZigZag does
+        input_ops = [o for o in operands if o != "O"]
+        shared_mem = {
+            i for i, mem in enumerate(core.memories) if sum(STORAGE[o] in mem.operands for o in input_ops) > 1
+        }
+        individual, halfshared, fully = {}, {}, {}
+        for operand in input_ops:
+            ind, half, shr = np.zeros(N), np.zeros(N), np.zeros(N)
+            for sides, _pc in onload_links.get(operand, []):
+                longest = link_cycles(sides)
+                sh = [s[0] in shared_mem for s in sides]
+                if all(sh):
+                    shr += longest
+                elif not any(sh):
+                    ind += longest
+                else:
+                    half = np.maximum(half, longest)
+            individual[operand], halfshared[operand], fully[operand] = ind, half, shr
+        if len(input_ops) == 1:
+            onload = individual[input_ops[0]] + halfshared[input_ops[0]] + fully[input_ops[0]]
+        elif input_ops:
+            a, b = input_ops[0], input_ops[1]
+            p1 = fully[a] + np.maximum(fully[b] + halfshared[b] + individual[b], halfshared[a] + individual[a])
+            p2 = fully[b] + np.maximum(fully[a] + halfshared[a] + individual[a], halfshared[b] + individual[b])
+            onload = np.minimum(p1, p2)
+        else:
+            onload = np.zeros(N)
+        offload = np.zeros(N)
+        for sides in offload_links:
+            offload += link_cycles(sides)
+
+        throughput_n = rep(throughput)
+        compute = np.ceil(total / throughput_n)
+        stall_n = stall
+        latency = compute + stall_n + onload + offload
+        mem_total = np.zeros(N)
+        for per_level in mem_energy.values():
+            for v in per_level.values():
+                mem_total = mem_total + v
+        mac_energy = rep(macs * mac_pj)
+        energy = mac_energy + mem_total
+
+        return {
+            "latency": latency, "energy": energy, "stall": stall_n, "onload": onload, "offload": offload,
+            "mem_energy": mem_energy, "mem_traffic": mem_traffic, "ambiguous": ambiguous,
+        }
+
+    base_layer, base_order = first // no, first % no
+    runs = [run_cases(base_layer, base_order, np.zeros(len(first), dtype=bool))]
+    amb = runs[0]["ambiguous"]
+    layers_of = [base_layer]
+    orders_of = [base_order]
+    if amb.any():
+        runs.append(run_cases(base_layer[amb], base_order[amb], np.ones(int(amb.sum()), dtype=bool)))
+        layers_of.append(base_layer[amb])
+        orders_of.append(base_order[amb])
+    case_layer = np.concatenate(layers_of)
+    case_order = np.concatenate(orders_of)
+    latency = np.concatenate([r["latency"] for r in runs])
+    energy = np.concatenate([r["energy"] for r in runs])
+    stall_n = np.concatenate([r["stall"] for r in runs])
+    onload = np.concatenate([r["onload"] for r in runs])
+    offload = np.concatenate([r["offload"] for r in runs])
+    mem_energy = {lv: {op: np.concatenate([r["mem_energy"][lv][op] for r in runs]) for op in per}
+                  for lv, per in runs[0]["mem_energy"].items()}
+    mem_traffic = {lv: {op: np.concatenate([r["mem_traffic"][lv][op] for r in runs]) for op in per}
+                   for lv, per in runs[0]["mem_traffic"].items()}
     # ---- pick the best order per layer: min latency, then min energy --------------------------------------
     best_lat = np.full(nl, np.inf)
     np.minimum.at(best_lat, case_layer, latency)
