@@ -40,6 +40,12 @@ def test_staircase_positions(template: str, dim: str, values: range, expected: l
     assert steps(rows, dim) == expected
 
 
+def test_kernel_sweep_grows_compute_without_alignment_steps() -> None:
+    rows = sweep(AnalyticalBackend(), paper_core(), template_layer("dw"), "kernel", [1, 3, 5, 7])
+    assert [r["compute_cycles"] for r in rows] == sorted(r["compute_cycles"] for r in rows)
+    assert steps(rows, "kernel") == []  # FX/FY are not unrolled on this core: more work, same efficiency
+
+
 def test_bits_sweep_keeps_compute_and_lowers_energy() -> None:
     rows = sweep(AnalyticalBackend(), paper_core(), template_layer("conv"), "bits", [4, 8, 16])
     assert len({r["compute_cycles"] for r in rows}) == 1

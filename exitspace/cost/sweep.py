@@ -105,7 +105,9 @@ def sweep(
                 "utilization": cost.utilization,
                 "latency_per_mac": cost.latency_cycles / macs,
                 "energy_per_mac_pj": cost.energy_pj / macs,
-                "step": previous is not None and cost.compute_cycles > previous.compute_cycles * (1 + 1e-9),
+                # an alignment step: more compute cycles AND a lower share of busy MACs than the previous value
+                "step": previous is not None and cost.compute_cycles > previous.compute_cycles * (1 + 1e-9)
+                and cost.spatial_utilization < previous.spatial_utilization - 1e-9,
             }
         )
         previous = cost
@@ -113,7 +115,7 @@ def sweep(
 
 
 def steps(rows: Sequence[dict[str, Any]], dim: str) -> list[int]:
-    """Values at which compute cycles jump (the staircase positions)."""
+    """Values at which compute cycles jump while spatial utilization drops (the staircase positions)."""
     return [row[dim] for row in rows if row["step"]]
 
 
