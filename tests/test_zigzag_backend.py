@@ -84,6 +84,17 @@ def test_non_mac_layers_are_refused_in_one_line() -> None:
     assert "\n" not in str(info.value)
 
 
+def test_cores_zigzag_cannot_model_are_refused() -> None:
+    from exitspace.hardware.model import MacScaling
+
+    array = tiny_core().operational_array.model_copy(update={"precision_scaling": {8: MacScaling(throughput=1, energy_pj=1)}})
+    with pytest.raises(ExitspaceError, match="precision_scaling"):
+        ZigZagBackend().evaluate([CONV], tiny_core().model_copy(update={"operational_array": array}))
+    fc_less = tiny_core().model_copy(update={"supported_ops": (OpType.CONV,)})
+    with pytest.raises(ExitspaceError, match="does not run 'dwconv'"):
+        ZigZagBackend().evaluate([CONV, DW], fc_less)
+
+
 def test_layer_key_ignores_names_but_not_precision() -> None:
     renamed = Layer.from_dict({**CONV.to_dict(), "name": "other", "block": "b3"})
     assert layer_key(renamed) == layer_key(CONV)

@@ -205,10 +205,20 @@ class ZigZagBackend:
 
     def evaluate_detailed(self, layers: Sequence[Layer], core: Core) -> list[ZigZagDetail]:
         """As :meth:`evaluate`, with ZigZag's mappings and raw figures."""
-        _require_zigzag()
+        if core.operational_array.precision_scaling is not None:
+            raise ConfigError(
+                f"core {core.name!r}.operational_array.precision_scaling: zigzag does not model precision-scalable "
+                "MACs; remove it or use the 'analytical' backend"
+            )
         for layer in layers:
             if not layer.op.is_mac:
                 workload_entry(layer, 0, "x")  # raises the one-line error
+            if layer.op not in core.ops:
+                raise ConfigError(
+                    f"layer {layer.name!r}.op: core {core.name!r} ({core.kind.value}) does not run {layer.op.value!r} "
+                    f"layers; it runs {[op.value for op in core.ops]}"
+                )
+        _require_zigzag()
         unique: dict[tuple[Any, ...], ZigZagDetail] = {}
         out: list[ZigZagDetail] = []
         for layer in layers:
