@@ -85,14 +85,14 @@ def test_killed_search_resumes(tmp_path: Path) -> None:
         "from exitspace.config import parse_config\n"
         "from exitspace.search.space import DesignSpace\n"
         "from exitspace.search.engine import SearchProblem, run_search\n"
-        "from exitspace.search.storage import journal_url\n"
+        "from exitspace.search.storage import trial_log_url\n"
         "class Slow(ToyEvaluator):\n"
         "    def evaluate(self, d):\n"
         "        time.sleep(float(sys.argv[2])); return super().evaluate(d)\n"
         "ev = Slow()\n"
         "space = DesignSpace.build(parse_config({}).search.space, ev.available())\n"
         "problem = SearchProblem(space, ev, ['accuracy', 'elp'], 'paper', [])\n"
-        "out = run_search(problem, trials=60, population=10, seed=0, storage=journal_url(sys.argv[1]), study_name='k')\n"
+        "out = run_search(problem, trials=60, population=10, seed=0, storage=trial_log_url(sys.argv[1]), study_name='k')\n"
         "print(len(out.trials), out.new_trials)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -106,11 +106,11 @@ def test_killed_search_resumes(tmp_path: Path) -> None:
             return 0
         try:
             con = sqlite3.connect(str(db))
-            rows = con.execute("SELECT body FROM journal").fetchall()
+            count = con.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
             con.close()
         except sqlite3.DatabaseError:
             return 0
-        return sum('"op_code": 4' in b or '"op_code":4' in b for (b,) in rows)
+        return int(count)
 
     while stored() < 20 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)

@@ -16,7 +16,7 @@ from exitspace.search.engine import SearchProblem, pareto_front, run_search
 from exitspace.search.hypervolume import hypervolume
 from exitspace.search.objectives import build_constraints
 from exitspace.search.space import Design, DesignSpace
-from exitspace.search.storage import journal_url, open_storage
+from exitspace.search.storage import TrialLog, open_storage, trial_log_url
 
 
 def _config(**search: object):  # type: ignore[no-untyped-def]
@@ -115,28 +115,26 @@ def _problem(evaluator: ToyEvaluator) -> SearchProblem:
 
 
 def test_resume_after_interrupt_keeps_trials(tmp_path: Path) -> None:
-    url = journal_url(tmp_path)
+    url = trial_log_url(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run_search(_problem(_Interrupting(after=50)), trials=100, population=10, seed=0, storage=url, study_name="s")
-    stored = optuna.load_study(study_name="s", storage=open_storage(url)).get_trials(
-        states=(optuna.trial.TrialState.COMPLETE,))
+    stored = TrialLog(tmp_path / "study.sqlite3").load("s")
     assert 40 <= len(stored) < 100  # every finished trial is kept, in order
     resumed = run_search(_problem(ToyEvaluator()), trials=100, population=10, seed=0, storage=url, study_name="s")
     assert len(resumed.trials) == 100
     assert resumed.new_trials == 100 - len(stored)
     assert [t.number for t in resumed.trials] == list(range(100))
-    again = optuna.load_study(study_name="s", storage=open_storage(url)).get_trials()
-    assert [t.params for t in again[: len(stored)]] == [t.params for t in stored]
+    again = TrialLog(tmp_path / "study.sqlite3").load("s")
+    assert len(again) == 100
+    assert [t["params"] for t in again[: len(stored)]] == [t["params"] for t in stored]
     assert pareto_front(resumed.trials, ["accuracy", "elp"])
 
 
 def test_direct_mode_on_rdb_url(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'rdb.db'}"
-    outcome = run_search(_problem(ToyEvaluator()), trials=5, population=4, seed=0, storage=url, study_name="d",
-                         mirror=False)
+    outcome = run_search(_problem(ToyEvaluator()), trials=5, population=4, seed=0, storage=url, study_name="d")
     assert len(outcome.trials) == 5
-    again = run_search(_problem(ToyEvaluator()), trials=5, population=4, seed=0, storage=url, study_name="d",
-                       mirror=False)
+    again = run_search(_problem(ToyEvaluator()), trials=5, population=4, seed=0, storage=url, study_name="d")
     assert again.new_trials == 0 and len(again.trials) == 5
 
 

@@ -7,7 +7,7 @@ Run directory::
     train/                    training run (only when exit tables had to be trained)
     workload.json             the supernet's layers (built once from the exit tables' model spec)
     cost_cache.sqlite3        persistent per-layer cost cache
-    study.sqlite3             the Optuna study (journal in SQLite; resumes)
+    study.sqlite3             the search's trial log (SQLite; resumes)
     report/                   results.json, report.md, report.html, figures/
 """
 

@@ -192,7 +192,7 @@ def run_codesign(
     study_name = s.study_name or f"{config.name}-{fingerprint}"
     problem = SearchProblem(space, inputs.evaluator, list(s.objectives), s.elp, constraints)
     outcome = run_search(problem, trials=trials, population=s.population, seed=config.search_seed, storage=storage,
-                         study_name=study_name, mirror=s.storage is None, progress=report("search"))
+                         study_name=study_name, progress=report("search"))
     front_trials = pareto_front(outcome.trials, s.objectives)
     if not front_trials:
         raise InfeasibleError(explain_infeasible([t.evaluation for t in outcome.trials], constraints))
@@ -208,7 +208,7 @@ def run_codesign(
         )
         mac_outcome = run_search(mac_problem, trials=s.baselines.mac_proxy_trials or trials, population=s.population,
                                  seed=config.search_seed, storage=storage, study_name=f"{study_name}-macproxy",
-                                 mirror=s.storage is None, progress=report("mac-proxy search"))
+                                 progress=report("mac-proxy search"))
         mac_front = [t.evaluation for t in pareto_front(mac_outcome.trials, ["accuracy", "macs_avg"])]
         test_scale = {o: static_ref.test[metric_key(o, s.elp)] for o in scale}
         mac = {

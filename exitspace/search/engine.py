@@ -1,11 +1,9 @@
 """The search engine: an Optuna study with the NSGA-II sampler and constraints.
 
-Storage. With the default (Optuna's journal storage in one SQLite file in the run directory, see
-:mod:`exitspace.search.storage`) the sampler runs on an in-memory study that is mirrored into the file
-after every generation and on interruption (Ctrl-C), so that storage stays off the per-trial path: even
-the journal costs a few ms per trial, Optuna's RDB storage 10-50 ms (its ORM writes one row per
-parameter), against about 1-3 ms for sampling plus evaluation. A killed process loses at most the
-generation in flight and resumes from the stored trials.
+Storage. With the default (a trial log in one SQLite file in the run directory, see
+:mod:`exitspace.search.storage`) the sampler runs on an in-memory study whose finished trials are written
+to the file after every generation and on interruption (Ctrl-C), so that storage stays off the per-trial
+path. A killed process loses at most the generation in flight and resumes from the stored trials.
 With an explicit storage URL (e.g. PostgreSQL, for workers on several machines) every worker samples
 directly on the shared storage so that each sees the others' trials; the trial budget is global.
 """
@@ -27,7 +25,7 @@ from exitspace.errors import ConfigError
 from exitspace.search.evaluation import Evaluation, Evaluator
 from exitspace.search.objectives import Constraint, directions, objective_values, violations
 from exitspace.search.space import Design, DesignSpace
-from exitspace.search.storage import journal_url, open_storage
+from exitspace.search.storage import is_trial_log, open_storage, open_trial_log, to_frozen, trial_log_url
 
 CONSTRAINT_ATTR = "constraints"  # where Optuna's samplers keep constraint values (system attrs)
 GENERATION_ATTR = "NSGAIISampler:generation"
@@ -48,6 +46,7 @@ class SearchProblem:
     constraints: list[Constraint]
     objective_override: Callable[[Evaluation], list[float]] | None = None
     _cache: dict[Design, Evaluation] = field(default_factory=dict, repr=False)
+    _designs: dict[tuple[Any, ...], Design] = field(default_factory=dict, repr=False)
     eval_seconds: float = 0.0
     evaluations: int = 0
 
@@ -63,8 +62,18 @@ class SearchProblem:
         return cached
 
     def design_of(self, params: dict[str, Any]) -> Design:
-        """The design a trial's parameters stand for."""
-        return self.space.suggest(optuna.trial.FixedTrial(params))
+        """The design a trial's parameters stand for (memoised on the parameter values)."""
+        key = tuple(sorted(params.items()))
+        design = self._designs.get(key)
+        if design is None:
+            design = self._designs[key] = self.space.suggest(optuna.trial.FixedTrial(params))
+        return design
+
+    def distributions(self, params: dict[str, Any]) -> dict[str, optuna.distributions.BaseDistribution]:
+        """The parameter distributions of the space (to replay stored trials)."""
+        trial = optuna.trial.FixedTrial(params)
+        self.space.suggest(trial)
+        return trial.distributions
 
     def violations(self, design: Design) -> list[float]:
         """Constraint values (<= 0: met)."""
@@ -113,14 +122,75 @@ class SearchOutcome:
 
 
 def default_storage(run_dir: Path) -> str:
-    """The run directory's SQLite journal (see :mod:`exitspace.search.storage`)."""
-    return journal_url(run_dir)
+    """The run directory's SQLite trial log (see :mod:`exitspace.search.storage`)."""
+    return trial_log_url(run_dir)
+
+
+class _StaticSpaceNSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II with bookkeeping that stays O(1) per trial (Optuna's scans every past trial per new trial,
+    which dominates a 10,000-trial search). Same decisions as Optuna's:
+
+    - the relative search space is computed once: every trial samples every parameter of the design space;
+    - a new trial's generation follows Optuna's rule (the highest generation among completed trials, or the
+      next one once it holds ``population_size`` trials), from counters kept as trials complete;
+    - each generation's parent population is selected once and kept in memory.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cached_space: dict[str, optuna.distributions.BaseDistribution] | None = None
+        self._generation_counts: tuple[int, int] | None = None
+        self._pending: dict[int, int] = {}
+        self._parents: dict[int, list[FrozenTrial]] = {}
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        if self._cached_space is None:
+            space = super().infer_relative_search_space(study, trial)
+            if not space:
+                return space
+            self._cached_space = space
+        return dict(self._cached_space)
+
+    def get_trial_generation(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        key = self._get_generation_key()
+        known = trial.system_attrs.get(key)
+        if known is not None:
+            return int(known)
+        if self._generation_counts is None:
+            generation = int(super().get_trial_generation(study, trial))
+            counts: dict[int, int] = {}
+            for done in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                g = done.system_attrs.get(key, -1)
+                counts[g] = counts.get(g, 0) + 1
+            top = max(counts, default=0)
+            self._generation_counts = (max(top, 0), counts.get(top, 0) if top >= 0 else 0)
+        else:
+            top, count = self._generation_counts
+            generation = top if count < self.population_size else top + 1
+            study._storage.set_trial_system_attr(trial._trial_id, key, generation)  # as Optuna's own rule does
+        self._pending[trial.number] = generation
+        return generation
+
+    def get_parent_population(self, study: optuna.Study, generation: int) -> list[FrozenTrial]:
+        if generation not in self._parents:
+            self._parents[generation] = super().get_parent_population(study, generation)
+        return self._parents[generation]
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        super().after_trial(study, trial, state, values)
+        generation = self._pending.pop(trial.number, None)
+        if state == TrialState.COMPLETE and generation is not None and self._generation_counts is not None:
+            top, count = self._generation_counts
+            if generation > top:
+                self._generation_counts = (generation, 1)
+            elif generation == top:
+                self._generation_counts = (top, count + 1)
 
 
 def _sampler(problem: "SearchProblem", population: int, seed: int) -> optuna.samplers.NSGAIISampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # constraints_func: see the module-level note
-        return optuna.samplers.NSGAIISampler(
+        return _StaticSpaceNSGAII(
             population_size=population,
             seed=seed,
             constraints_func=lambda trial: problem.violations(problem.design_of(trial.params)),
@@ -129,7 +199,9 @@ def _sampler(problem: "SearchProblem", population: int, seed: int) -> optuna.sam
 
 def _objective(problem: SearchProblem) -> Callable[[optuna.Trial], list[float]]:
     def objective(trial: optuna.Trial) -> list[float]:
-        return problem.values(problem.evaluate(problem.space.suggest(trial)))
+        design = problem.space.suggest(trial)
+        problem._designs[tuple(sorted(trial.params.items()))] = design
+        return problem.values(problem.evaluate(design))
 
     return objective
 
@@ -163,70 +235,82 @@ def run_search(
     seed: int,
     storage: str,
     study_name: str,
-    mirror: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> SearchOutcome:
     """Run (or resume) a study until it holds ``trials`` completed trials; return all of them.
 
-    ``mirror``: sample in memory and write to ``storage`` per generation (fast, one worker); otherwise
-    sample directly on ``storage`` (slower per trial, any number of workers).
+    ``storage``: the run directory's trial log (:func:`~exitspace.search.storage.trial_log_url`; sampling
+    in memory, one write per generation) or any Optuna storage URL (sampling directly on it, so that
+    workers on several machines share one study and one trial budget).
     """
     dirs = directions(problem.objectives)
-    store = open_storage(storage)
-    persistent = optuna.create_study(
-        storage=store, study_name=study_name, directions=dirs, load_if_exists=True
-    )
-    if list(persistent.directions) != [optuna.study.StudyDirection.MAXIMIZE if d == "maximize" else
-                                       optuna.study.StudyDirection.MINIMIZE for d in dirs]:
-        raise ConfigError(f"search.study_name: study {study_name!r} exists with other objectives; choose a new name")
-    stored = persistent.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     start = time.perf_counter()
     eval_before = problem.eval_seconds
-    done = len(stored)
-    remaining = max(0, trials - done)
     persist_seconds = 0.0
-    if progress:
-        progress(min(done, trials), trials)
-
-    if remaining and mirror:
-        study = optuna.create_study(directions=dirs, sampler=_sampler(problem, population, seed + done))
-        study.add_trials(stored)
-        flushed = len(study.trials)
-
-        def flush() -> None:
-            nonlocal flushed, persist_seconds
-            t0 = time.perf_counter()
-            new = [t for t in study.get_trials(deepcopy=False)[flushed:] if t.state == TrialState.COMPLETE]
-            persistent.add_trials(new)
-            flushed = len(study.trials)
-            persist_seconds += time.perf_counter() - t0
-
-        def on_trial(_: optuna.Study, trial: FrozenTrial) -> None:
-            if progress:
-                progress(min(trial.number + 1, trials), trials)
-            if (trial.number + 1) % population == 0:
-                flush()
-
+    if is_trial_log(storage):
+        log = open_trial_log(storage)
         try:
-            study.optimize(_objective(problem), n_trials=remaining, callbacks=[on_trial], gc_after_trial=False)
-        finally:
-            flush()
-        all_trials = study.get_trials(deepcopy=False)
-    elif remaining:
-        def on_trial_direct(study_: optuna.Study, trial: FrozenTrial) -> None:
+            log.open_study(study_name, dirs)
+            stored = [p for p in log.load(study_name) if p["state"] == "COMPLETE"]
+            done = len(stored)
+            remaining = max(0, trials - done)
             if progress:
-                progress(min(len(study_.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))), trials), trials)
+                progress(min(done, trials), trials)
+            study = optuna.create_study(directions=dirs, sampler=_sampler(problem, population, seed + done))
+            study.add_trials([to_frozen(p, problem.distributions(p["params"])) for p in stored])
+            flushed = len(study.get_trials(deepcopy=False))
 
-        study = optuna.load_study(study_name=study_name, storage=store, sampler=_sampler(problem, population, seed + done))
-        study.optimize(
-            _objective(problem),
-            n_trials=remaining,
-            callbacks=[optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE,)), on_trial_direct],
-            gc_after_trial=False,
-        )
-        all_trials = study.get_trials(deepcopy=False)
+            def flush() -> None:
+                nonlocal flushed, persist_seconds
+                t0 = time.perf_counter()
+                fresh = study.get_trials(deepcopy=False)[flushed:]
+                log.append(study_name, [t for t in fresh if t.state == TrialState.COMPLETE])
+                flushed += len(fresh)
+                persist_seconds += time.perf_counter() - t0
+
+            objective = _objective(problem)
+            try:
+                for _ in range(remaining):
+                    trial = study.ask()
+                    try:
+                        values = objective(trial)
+                    except BaseException:
+                        study.tell(trial, state=TrialState.FAIL)
+                        raise
+                    study.tell(trial, values)
+                    if progress:
+                        progress(min(trial.number + 1, trials), trials)
+                    if (trial.number + 1) % population == 0:
+                        flush()
+            finally:
+                flush()
+            all_trials = study.get_trials(deepcopy=False)
+        finally:
+            log.close()
     else:
-        all_trials = stored
+        store = open_storage(storage)
+        study = optuna.create_study(storage=store, study_name=study_name, directions=dirs, load_if_exists=True)
+        if [d.name.lower() for d in study.directions] != dirs:
+            raise ConfigError(f"search.study_name: study {study_name!r} exists with other objectives; choose a new name")
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        remaining = max(0, trials - done)
+        if progress:
+            progress(min(done, trials), trials)
+        if remaining:
+            def on_trial_direct(study_: optuna.Study, trial: FrozenTrial) -> None:
+                if progress:
+                    finished = len(study_.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+                    progress(min(finished, trials), trials)
+
+            study = optuna.load_study(study_name=study_name, storage=store,
+                                      sampler=_sampler(problem, population, seed + done))
+            study.optimize(
+                _objective(problem),
+                n_trials=remaining,
+                callbacks=[optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE,)), on_trial_direct],
+                gc_after_trial=False,
+            )
+        all_trials = study.get_trials(deepcopy=False)
     results = _results(problem, all_trials, population)
     return SearchOutcome(
         study_name=study_name,

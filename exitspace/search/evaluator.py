@@ -8,6 +8,7 @@ head policy, and :func:`~exitspace.dynamic.dynamic_metrics` for both splits on t
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Mapping
 
 import numpy as np
@@ -17,13 +18,16 @@ from exitspace.dynamic import ExitScorer, confidence, dynamic_metrics
 from exitspace.errors import CheckpointError, ConfigError
 from exitspace.hardware.model import System
 from exitspace.mapping import LayerCostCache, Mapper
+from exitspace.mapping.allocation import to_array
 from exitspace.mapping.costs import activation_capacity, layer_bits
+from exitspace.mapping.schedule import StageCost
 from exitspace.search.evaluation import Evaluation
 from exitspace.search.space import Available, Design, PrecisionPair
 from exitspace.train.exit_table import ExitTable
 from exitspace.workload.layer import Precision, Workload
 
 ALLOCATION_OBJECTIVE = {"paper": "avg_product", "product": "product_of_averages"}
+STAGE_FIELDS = tuple(f.name for f in fields(StageCost))
 
 
 def _precision(bits: int) -> Precision:
@@ -63,13 +67,15 @@ class CodesignEvaluator:
         self.head_keys = list(keys)
         self._cache = cache if cache is not None else LayerCostCache()
         self._mappers: dict[PrecisionPair, Mapper] = {}
+        self._fit_matrix: dict[PrecisionPair, np.ndarray] = {}
         self._conf: dict[tuple[PrecisionPair, str], np.ndarray] = {}
         self._correct: dict[tuple[PrecisionPair, str], np.ndarray] = {}
         for pair, table in self.tables.items():
             for split in ("val", "test"):
                 logits = table.logits[split]
-                self._conf[(pair, split)] = np.ascontiguousarray(confidence(logits, confidence_kind), dtype=np.float32)
-                self._correct[(pair, split)] = logits.argmax(axis=-1) == table.labels[split][:, None]
+                # stored head-major [H, N] so that a subset's rows are contiguous (ExitScorer keeps [E, N])
+                self._conf[(pair, split)] = np.ascontiguousarray(confidence(logits, confidence_kind).T, dtype=np.float32)
+                self._correct[(pair, split)] = np.ascontiguousarray((logits.argmax(axis=-1) == table.labels[split][:, None]).T)
         self._layer_macs = np.array([layer.macs if layer.op.is_mac else 0 for layer in workload.layers], dtype=float)
 
     def available(self, allocations: tuple[str, ...]) -> Available:
@@ -89,7 +95,7 @@ class CodesignEvaluator:
             self.mapper(pair)
 
     def _scorer(self, pair: PrecisionPair, split: str, keys: list[str], cols: list[int]) -> ExitScorer:
-        return ExitScorer(self._conf[(pair, split)][:, cols], self._correct[(pair, split)][:, cols], keys, split)
+        return ExitScorer(self._conf[(pair, split)][cols].T, self._correct[(pair, split)][cols].T, keys, split)
 
     def evaluate(self, design: Design) -> Evaluation:
         """All metrics of one design (see module docstring)."""
@@ -126,8 +132,8 @@ class CodesignEvaluator:
             }
         stages = []
         for stage, macs in zip(schedule.stages, stage_macs):
-            row = stage.to_dict()
-            row["head_key"], row["exit"] = row["exit"], row["label"]
+            row = {name: getattr(stage, name) for name in STAGE_FIELDS}
+            row["head_key"], row["exit"] = stage.exit, stage.label
             row["macs"] = float(macs)
             stages.append(row)
         return Evaluation(
@@ -137,21 +143,26 @@ class CodesignEvaluator:
             exit_ratios={s: list(o.ratios) for s, o in outcomes.items()},
             exit_accuracy={s: [0.0 if a is None else a for a in o.exit_accuracy] for s, o in outcomes.items()},
             stages=stages,
-            memory_fit=self._fits(mapper, net, allocation),
-            extra={"allocation": allocation.to_dict()},
+            memory_fit=self._fits(design.precision, mapper, net, allocation),
+            extra={"allocation": {"strategy": allocation.strategy, "cores": allocation.cores}},
         )
 
-    def _fits(self, mapper: Mapper, net: Any, allocation: Any) -> bool:
+    def _fits(self, pair: PrecisionPair, mapper: Mapper, net: Any, allocation: Any) -> bool:
         """Every layer's input and output activations fit its core's on-chip activation memory (no spill).
         Weights that do not fit a core's weight memory are streamed from off-chip and paid for in the cost."""
-        system_cores = {core.id: core for core in self.system.cores}
-        layers = mapper.workload.layers
-        for local, name in enumerate(net.layer_names):
-            core = system_cores[allocation.cores[name]]
-            cap_i, cap_o, shared = activation_capacity(core)
-            _, in_bits, out_bits = layer_bits(layers[int(net.layer_index[local])])
-            if shared and in_bits + out_bits > cap_i:
-                return False
-            if not shared and (in_bits > cap_i or out_bits > cap_o):
-                return False
-        return True
+        fit = self._fit_matrix.get(pair)
+        if fit is None:
+            fit = self._fit_matrix[pair] = _fit_matrix(mapper.workload, self.system)
+        positions = to_array(mapper.model, net, allocation)
+        return bool(fit[net.layer_index, positions].all())
+
+
+def _fit_matrix(workload: Workload, system: System) -> np.ndarray:
+    """[layers, cores] True where the layer's input + output activations fit the core's activation memory."""
+    caps = [activation_capacity(core) for core in system.cores]
+    fit = np.ones((len(workload.layers), len(caps)), dtype=bool)
+    for li, layer in enumerate(workload.layers):
+        _, in_bits, out_bits = layer_bits(layer)
+        for ci, (cap_i, cap_o, shared) in enumerate(caps):
+            fit[li, ci] = (in_bits + out_bits <= cap_i) if shared else (in_bits <= cap_i and out_bits <= cap_o)
+    return fit
