@@ -159,3 +159,32 @@ def test_identical_layers_are_costed_once(costs: list) -> None:
     assert twin.cost.layer == "conv twin"
     assert {**twin.cost.to_dict(), "layer": "conv"} == conv.cost.to_dict()
     assert twin.seconds == conv.seconds
+
+
+@pytest.mark.slow
+@pytest.mark.zigzag
+def test_same_figures_as_zigzags_own_api(costs: list, tmp_path) -> None:
+    """Our stage pipeline gives what zigzag.api.get_hardware_performance_zigzag gives on the same inputs."""
+    import logging
+
+    import yaml
+    from zigzag.api import get_hardware_performance_zigzag
+
+    from exitspace.cost.zigzag_backend import mapping_entries
+
+    core = tiny_core()
+    accelerator, _ = accelerator_dict(core)
+    (tmp_path / "acc.yaml").write_text(yaml.safe_dump(accelerator, sort_keys=False))
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(mapping_entries([("layer0", CONV)], core), sort_keys=False))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:  # the API calls logging.basicConfig(INFO); undo that afterwards
+        energy, latency, _ = get_hardware_performance_zigzag(
+            [workload_entry(CONV, 0, "layer0")], str(tmp_path / "acc.yaml"), str(tmp_path / "map.yaml"),
+            opt="latency", dump_folder=str(tmp_path / "out"), loma_show_progress_bar=False,
+        )
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert costs[0].cost.energy_pj == pytest.approx(energy, rel=1e-12)
+    assert costs[0].cost.latency_cycles == latency
