@@ -183,6 +183,41 @@ def test_golden_files_are_well_formed() -> None:
             assert cost.mac_energy_pj + mem == pytest.approx(cost.energy_pj, rel=1e-9), entry["names"]
 
 
+def test_golden_cores_are_the_current_presets() -> None:
+    """The goldens claim to be on the hardware presets; a changed preset means: regenerate them."""
+    from exitspace.hardware import load_core
+
+    for path in _FILES:
+        golden = load_golden(path)
+        preset = load_core(golden["core"]["name"]).model_dump(mode="json")
+        assert preset == golden["core"], (
+            f"{path.name}: preset {golden['core']['name']!r} changed since the goldens were made; "
+            "regenerate them with scripts/generate_goldens.py --force"
+        )
+
+
+def test_goldens_cover_the_paper_workloads() -> None:
+    """Every MAC layer of today's MobileNetV2 / ResNet-20 workloads has a golden result."""
+    from exitspace.cost.zigzag_backend import layer_key
+    from exitspace.workload.layer import Precision
+    from exitspace.workload.paper import paper_mobilenetv2_workload, resnet20_workload
+
+    workloads = {"mobilenetv2": paper_mobilenetv2_workload(), "resnet20": resnet20_workload()}
+    checked = 0
+    for path in _FILES:
+        golden = load_golden(path)
+        if golden["set"] not in workloads:
+            continue
+        keys = {layer_key(Layer.from_dict(entry["layer"])) for entry in golden["layers"]}
+        precision = Precision.uniform(golden["bits"])
+        missing = [layer.name for layer in workloads[golden["set"]] if layer.op.is_mac
+                   and layer_key(layer.with_precision(precision)) not in keys]
+        assert not missing, f"{path.name}: no golden for {missing[:5]}; regenerate with scripts/generate_goldens.py"
+        checked += 1
+    if not checked:
+        pytest.skip("no complete mobilenetv2 / resnet20 golden files")
+
+
 @pytest.mark.parametrize("path", _params("cycles"))
 def test_compute_cycles_equal(path: Path, need_backend: None) -> None:
     _, rows = compare(path)
