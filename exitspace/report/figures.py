@@ -70,8 +70,16 @@ def pareto_figure(results: dict[str, Any], path: Path, split: str = "test") -> P
     ax.set_xlabel(f"ELP ({results['elp_definition']} definition), % of static {results['static_reference']} ({split})")
     ax.set_ylabel(f"top-1 accuracy, % ({split})")
     accs = [100 * e[split]["accuracy"] for e in front] + [100 * s[split]["accuracy"] for s in results["static"].values()]
-    ax.set_ylim(max(0.0, min(accs) - 8), min(100.0, max(accs) + 2))
-    ax.set_xlim(left=0)
+    ax.set_ylim(max(0.0, min(accs) - 8), min(100.9, max(accs) + 1.5))
+    marked = [100 * e[split]["elp"] / ref_elp for e in front]
+    marked += [100 * v[split]["elp"] / ref_elp for v in results["static"].values()]
+    marked += [100 * e[split]["elp"] / ref_elp for e in paper + list(mac.get("front") or [])]
+    right = 1.15 * max(marked + [100.0])
+    hidden = sum(1 for r in rows if 100 * r[elp_i] / ref_elp > right)
+    ax.set_xlim(0, right)
+    if hidden:
+        ax.text(0.01, 0.01, f"{hidden} trials beyond {right:.0f}% not shown", transform=ax.transAxes, ha="left",
+                va="bottom", fontsize=7, color="grey")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
     ax.set_title(f"{results['name']}: accuracy vs energy-latency product")
