@@ -241,17 +241,18 @@ def _footprint(operand: str, p: np.ndarray, stride: np.ndarray) -> np.ndarray:
     ``stride`` (..., 4) holds x stride, y stride and the layer's whole input width and height (padding removed),
     which caps a tile's input extent as in ZigZag.
     """
-    if p.shape[-1] > 8:
-        p = p[..., :8] * np.concatenate([np.ones(p.shape[:-1] + (3,)), p[..., _C2:_C2 + 1], np.ones(p.shape[:-1] + (1,)),
-                                        p[..., _OY2:_OY2 + 1], np.ones(p.shape[:-1] + (2,))], axis=-1)
+    wide = p.shape[-1] > 8
+    c = p[..., _C] * p[..., _C2] if wide else p[..., _C]
+    oy = p[..., _OY] * p[..., _OY2] if wide else p[..., _OY]
     if operand == "W":
-        return p[..., _K] * p[..., _G] * p[..., _C] * p[..., _FX] * p[..., _FY]
-    if operand == "O" or operand == "I2":
-        k = p[..., _K] if operand == "O" else 1.0
-        return p[..., _B] * k * p[..., _G] * p[..., _OX] * p[..., _OY]
+        return p[..., _K] * p[..., _G] * c * p[..., _FX] * p[..., _FY]
+    if operand == "O":
+        return p[..., _B] * p[..., _K] * p[..., _G] * p[..., _OX] * oy
+    if operand == "I2":
+        return p[..., _B] * p[..., _G] * p[..., _OX] * oy
     ix = np.minimum(_unique_indices(stride[..., 0], p[..., _OX], p[..., _FX]), stride[..., 2])
-    iy = np.minimum(_unique_indices(stride[..., 1], p[..., _OY], p[..., _FY]), stride[..., 3])
-    return p[..., _B] * p[..., _G] * p[..., _C] * ix * iy
+    iy = np.minimum(_unique_indices(stride[..., 1], oy, p[..., _FY]), stride[..., 3])
+    return p[..., _B] * p[..., _G] * c * ix * iy
 
 
 def _unique_indices(s: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
