@@ -167,6 +167,9 @@ class SearchConfig(_Strict):
         description="hypervolume reference point; cost objectives relative to the static 8/8 network",
     )
     baselines: BaselinesConfig = BaselinesConfig()
+    refine_allocation: str | None = Field(
+        "ga", description="after the search, re-map each Pareto design with this strategy where it lowers ELP; null: off"
+    )
 
     @field_validator("objectives")
     @classmethod

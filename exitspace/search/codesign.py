@@ -14,6 +14,8 @@ the report shows the test split.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+import numpy as np
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +25,7 @@ from exitspace.search.engine import (
     SearchOutcome,
     SearchProblem,
     TrialResult,
+    _non_dominated,
     default_storage,
     pareto_front,
     run_search,
@@ -30,7 +33,7 @@ from exitspace.search.engine import (
 )
 from exitspace.search.evaluation import Evaluation, Evaluator
 from exitspace.search.hypervolume import hypervolume, hypervolume_curve, normalise, reference_point
-from exitspace.search.objectives import build_constraints, explain_infeasible, metric_key
+from exitspace.search.objectives import build_constraints, explain_infeasible, metric_key, violations
 from exitspace.search.space import Design, DesignSpace, PrecisionPair, pair_name
 
 RESULTS_FORMAT = "exitspace.results"
@@ -111,6 +114,29 @@ def _head_accuracy(inputs: CodesignInputs, label: str, head: str, pair: Precisio
                     precision=pair, thresholds=(0.0,), policy=space.policies[0], allocation=space.allocations[0],
                     confidence=space.confidence)
     return float(inputs.evaluator.evaluate(design).val["accuracy"])
+
+
+def refine_allocation(
+    problem: SearchProblem, front: list[Evaluation], strategy: str | None, keep_all: bool = False
+) -> list[tuple[Evaluation, Evaluation]]:
+    """Re-map each design with an optimising allocation strategy (e.g. the GA, too slow inside the search) and
+    keep the new mapping where it stays feasible and lowers the validation ELP; then drop designs that the
+    refined ones dominate (unless ``keep_all``). Returns (kept evaluation, searched evaluation) pairs."""
+    pairs = []
+    for evaluation in front:
+        best = evaluation
+        if strategy and evaluation.design.allocation != strategy:
+            other = problem.evaluate(replace(evaluation.design, allocation=strategy))
+            feasible = all(v <= 0 for v in violations(other, problem.constraints))
+            if feasible and other.val["elp"] < evaluation.val["elp"]:
+                best = other
+        pairs.append((best, evaluation))
+    if keep_all or not pairs:
+        return pairs
+    points = np.array([problem.values(e) for e, _ in pairs], float)
+    points *= np.array([-1.0 if o == "accuracy" else 1.0 for o in problem.objectives])
+    keep = _non_dominated(points)
+    return [pair for pair, k in zip(pairs, keep) if k]
 
 
 def headline(front: list[Evaluation], static: Evaluation, max_loss: float = MAX_LOSS_POINTS) -> dict[str, Any]:
@@ -196,6 +222,7 @@ def run_codesign(
     front_trials = pareto_front(outcome.trials, s.objectives)
     if not front_trials:
         raise InfeasibleError(explain_infeasible([t.evaluation for t in outcome.trials], constraints))
+    refined = refine_allocation(problem, [t.evaluation for t in front_trials], s.refine_allocation)
 
     scale = {o: static_ref.val[metric_key(o, s.elp)] for o in s.objectives if o not in ("accuracy", "exit_overhead")}
     curve = hypervolume_curve(outcome.trials, s.objectives, scale, s.hv_reference)
@@ -210,6 +237,7 @@ def run_codesign(
                                  seed=config.search_seed, storage=storage, study_name=f"{study_name}-macproxy",
                                  progress=report("mac-proxy search"))
         mac_front = [t.evaluation for t in pareto_front(mac_outcome.trials, ["accuracy", "macs_avg"])]
+        mac_front = [r for r, _ in refine_allocation(problem, mac_front, s.refine_allocation, keep_all=True)]
         test_scale = {o: static_ref.test[metric_key(o, s.elp)] for o in scale}
         mac = {
             "study": _study_info(mac_outcome),
@@ -221,7 +249,7 @@ def run_codesign(
     if s.baselines.paper == "on" or (s.baselines.paper == "auto" and "mobilenetv2" in inputs.backbone.lower()):
         paper = paper_baselines(inputs, ref_pair, static_ref)
 
-    front = [t.evaluation for t in front_trials]
+    front = [e for e, _ in refined]
     test_scale = {o: static_ref.test[metric_key(o, s.elp)] for o in scale}
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT,
@@ -248,7 +276,8 @@ def run_codesign(
         "paper_designs": [e.to_dict() for e in paper],
         "mac_proxy": mac,
         "pareto": [
-            {**t.evaluation.to_dict(), "trial": t.number, "objective_values": t.values} for t in front_trials
+            {**e.to_dict(), "searched_allocation": origin.design.allocation,
+             "objective_values": problem.values(e)} for e, origin in refined
         ],
         "trials": [
             [t.number, t.evaluation.val["accuracy"], t.evaluation.val["elp"], t.evaluation.test["accuracy"],
