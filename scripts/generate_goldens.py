@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -120,12 +121,38 @@ def mobilenetv2() -> list[Layer]:
     return layers
 
 
+def random_layers(count: int = 40, seed: int = 2026) -> list[Layer]:
+    """Seeded random MAC layers (odd sizes, strides, kernels 1-7): a held-out set nobody tuned against."""
+    rng = random.Random(seed)
+    layers: list[Layer] = []
+    while len(layers) < count:
+        kind = rng.choice(["conv", "conv", "pw", "dw", "fc"])
+        size = rng.randint(1, 32)
+        stride = rng.choice([1, 1, 2])
+        name = f"r{len(layers)}_{kind}"
+        if kind == "fc":
+            layers.append(Layer(name, OpType.FC, K=rng.randint(1, 600), C=rng.randint(1, 3000)))
+        elif kind == "dw":
+            k = rng.choice([3, 5, 7])
+            channels = rng.randint(1, 400)
+            layers.append(Layer(name, OpType.DEPTHWISE, K=channels, C=channels, groups=channels, OY=size, OX=size,
+                                FY=k, FX=k, stride=(stride, stride), padding=(k // 2, k // 2)))
+        else:
+            k = 1 if kind == "pw" else rng.choice([3, 5, 7])
+            ox = max(1, size + rng.randint(-3, 3))
+            layers.append(Layer(name, OpType.POINTWISE if k == 1 else OpType.CONV, K=rng.randint(1, 200),
+                                C=rng.randint(1, 200), OY=size, OX=ox, FY=k, FX=k, stride=(stride, stride),
+                                padding=(k // 2, k // 2)))
+    return layers
+
+
 LAYER_SETS: dict[str, Callable[[], list[Layer]]] = {
     "k_sweep": k_sweep,
     "c_sweep": c_sweep,
     "ox_sweep": ox_sweep,
     "resnet20": resnet20,
     "mobilenetv2": mobilenetv2,
+    "random": random_layers,
 }
 
 # ------------------------------------------------------------------------------------------------ golden files
