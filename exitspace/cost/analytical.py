@@ -73,6 +73,8 @@ def _with_pseudo(order: tuple[int, ...]) -> tuple[int, ...]:
 
 
 _ORDER_ARRAY = np.array([_with_pseudo(o) for o in ORDERS], dtype=np.int64)
+# which orders place each pseudo loop themselves; the others keep that loop whole (pseudo loop of size 1)
+_ORDER_SPLITS = np.array([[pseudo in o for pseudo, _ in PSEUDO] for o in ORDERS], dtype=bool)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -376,11 +378,16 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
         dim_factors.append(f)
     # every tile size a level may take of each loop: products of sub-multisets of its factors (padded with 1)
     subs = [[_sub_products(f.get(d, ())) for d in range(ND)] for f in dim_factors]
-    width = max(len(x) for row in subs for x in row)
+    whole = [[_sub_products(f.get(real, ())) for _, real in PSEUDO] for f in lpfs]  # loops kept whole
+    width = max(max(len(x) for row in subs for x in row), max(len(x) for row in whole for x in row))
     tile_sizes = np.ones((nl, ND, width))
     for i, row in enumerate(subs):
         for d, sizes in enumerate(row):
             tile_sizes[i, d, : len(sizes)] = sizes
+    tile_whole = np.ones((nl, len(PSEUDO), width))
+    for i, row in enumerate(whole):
+        for k, sizes in enumerate(row):
+            tile_whole[i, k, : len(sizes)] = sizes
     # fractional unroll per array dim: the whole correction on the first array dim of that loop dim
     u_frac = u_int.copy()
     for dim in range(8):
@@ -410,6 +417,11 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
         N = len(case_layer)
         rep = lambda x: x[case_layer]  # noqa: E731
         T = rep(temporal)
+        splits = _ORDER_SPLITS[case_order]  # (N, pseudo loops)
+        for k, (pseudo, real) in enumerate(PSEUDO):
+            keep = ~splits[:, k]
+            T[keep, real] = T[keep, real] * T[keep, pseudo]
+            T[keep, pseudo] = 1.0
         stride = rep(stride1)
         order = _ORDER_ARRAY[case_order]  # (N, ND)
         uf = rep(u_frac)
@@ -531,14 +543,17 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                             return fp * lvl_bits[sel][:, None] <= capsel[:, None]
 
                         cand = tile_sizes[case_layer[sel], dsel]  # (k, D): products of the loop's LOMA factors
+                        for kk, (pseudo, real) in enumerate(PSEUDO):
+                            merged = (dsel == real) & ~splits[sel, kk]
+                            if merged.any():
+                                cand[merged] = tile_whole[case_layer[sel][merged], kk]
                         cand = np.where(np.mod(rs[:, None], cand) == 0, cand, 1.0)
                         fitting = np.where(ok(cand), cand, 1.0)
                         largest = fitting.max(axis=1)
                         smallest = np.where(fitting > 1, fitting, np.inf).min(axis=1)
                         smallest = np.where(np.isfinite(smallest), smallest, 1.0)
-                        take[sel] = np.where(split_small[sel] & (m == 0), smallest, largest)
-                        if m == 0:
-                            ambiguous[sel] |= smallest < largest
+                        take[sel] = np.where(split_small[sel], smallest, largest)
+                        ambiguous[sel] |= smallest < largest
                     open_ = open_ & full
                     alloc[m, rows, d] = take
                     cum[rows, d] = cum[rows, d] * take
