@@ -20,7 +20,7 @@ from exitspace.errors import ConfigError
 from exitspace.hardware.model import Core, MemoryLevel
 from exitspace.workload.layer import Layer, OpType
 
-ANALYTICAL_VERSION = "1.0.0"
+ANALYTICAL_VERSION = "1.1.0"
 
 DIMS = ("B", "K", "G", "C", "OX", "OY", "FX", "FY")
 _B, _K, _G, _C, _OX, _OY, _FX, _FY = range(8)
