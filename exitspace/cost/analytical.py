@@ -59,6 +59,8 @@ ORDERS: tuple[tuple[int, ...], ...] = (
     (_C2, _FX, _FY, _K, _OY2, _OY, _OX, _C, _G, _B),  # part of C innermost, the rest outermost
     (_C2, _FX, _FY, _OY2, _OY, _OX, _K, _C, _G, _B),
     (_C2, _FX, _FY, _K, _OX, _OY, _OY2, _C, _G, _B),
+    (_C, _FY, _OY, _OX, _K, _FX, _G, _B),  # kernel columns outermost: big-kernel layers whose weights overflow
+    (_C, _FY, _OY, _OX, _FX, _K, _G, _B),
 )
 
 
@@ -237,11 +239,12 @@ def _mac_scaling(core: Core, bits: int) -> tuple[float, float]:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _footprint(operand: str, p: np.ndarray, stride: np.ndarray) -> np.ndarray:
-    """Elements of ``operand`` touched by loops with per-dim products ``p`` (..., 8).
+def _footprint(operand: str, p: np.ndarray, stride: np.ndarray, truncate: bool = False) -> np.ndarray:
+    """Elements of ``operand`` touched by loops with per-dim products ``p`` (..., ND).
 
     ``stride`` (..., 4) holds x stride, y stride and the layer's whole input width and height (padding removed),
-    which caps a tile's input extent as in ZigZag.
+    which caps a tile's input extent as in ZigZag. ``truncate``: the input's row/column loops are truncated to
+    integers first, as ZigZag's memory allocator sizes tiles (fractional unrolls make tiles look smaller).
     """
     wide = p.shape[-1] > 8
     c = p[..., _C] * p[..., _C2] if wide else p[..., _C]
@@ -252,8 +255,11 @@ def _footprint(operand: str, p: np.ndarray, stride: np.ndarray) -> np.ndarray:
         return p[..., _B] * p[..., _K] * p[..., _G] * p[..., _OX] * oy
     if operand == "I2":
         return p[..., _B] * p[..., _G] * p[..., _OX] * oy
-    ix = np.minimum(_unique_indices(stride[..., 0], p[..., _OX], p[..., _FX]), stride[..., 2])
-    iy = np.minimum(_unique_indices(stride[..., 1], oy, p[..., _FY]), stride[..., 3])
+    ox, fx, fy = p[..., _OX], p[..., _FX], p[..., _FY]
+    if truncate:
+        ox, oy, fx, fy = np.floor(ox + 1e-9), np.floor(oy + 1e-9), np.floor(fx + 1e-9), np.floor(fy + 1e-9)
+    ix = np.minimum(_unique_indices(stride[..., 0], ox, fx), stride[..., 2])
+    iy = np.minimum(_unique_indices(stride[..., 1], oy, fy), stride[..., 3])
     return p[..., _B] * p[..., _G] * c * ix * iy
 
 
@@ -503,6 +509,14 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                     lvl_bits = np.where(partial_here, prec["Op"], prec["Of"])
                 else:
                     lvl_bits = p_in
+                # ZigZag's allocator keeps the prefix of the order with the fewest accesses to the level above
+                # (remaining iterations x tile size; ties: the longer prefix)
+                def accesses(c: np.ndarray, r: np.ndarray) -> np.ndarray:
+                    return np.prod(r, axis=1) * _footprint(operand, c * sp, stride, truncate=True) * lvl_bits
+
+                cum_start = cum.copy()
+                best_cum, best_rem = cum.copy(), rem.copy()
+                best_acc = accesses(cum, rem)
                 open_ = np.ones(N, dtype=bool)
                 for j in range(ND):
                     if not open_.any():
@@ -519,7 +533,8 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                         rr = rows if sel is None else np.arange(len(dd))
                         p = b.copy()
                         p[rr, dd] = p[rr, dd] * f
-                        fp = _footprint(operand, p * (sp if sel is None else sp[sel]), stride if sel is None else stride[sel])
+                        fp = _footprint(operand, p * (sp if sel is None else sp[sel]), stride if sel is None else stride[sel],
+                                        truncate=True)
                         bits = lvl_bits if sel is None else lvl_bits[sel]
                         return fp * bits <= (cap if sel is None else cap[sel])
 
@@ -539,7 +554,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                             k = len(sel)
                             pk = np.repeat(bsel[:, None, :], cand.shape[1], axis=1)  # (k, D, ND)
                             pk[np.arange(k), :, dsel] = pk[np.arange(k), :, dsel] * cand
-                            fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :])
+                            fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :], truncate=True)
                             return fp * lvl_bits[sel][:, None] <= capsel[:, None]
 
                         cand = tile_sizes[case_layer[sel], dsel]  # (k, D): products of the loop's LOMA factors
@@ -555,9 +570,15 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                         take[sel] = np.where(split_small[sel], smallest, largest)
                         ambiguous[sel] |= smallest < largest
                     open_ = open_ & full
-                    alloc[m, rows, d] = take
                     cum[rows, d] = cum[rows, d] * take
                     rem[rows, d] = rem[rows, d] / take
+                    acc = accesses(cum, rem)
+                    better = (acc <= best_acc * (1 + 1e-9)) & (take > 1)
+                    best_acc = np.where(better, acc, best_acc)
+                    best_cum = np.where(better[:, None], cum, best_cum)
+                    best_rem = np.where(better[:, None], rem, best_rem)
+                cum, rem = best_cum, best_rem
+                alloc[m] = cum / cum_start
                 # bits this operand occupies at this memory (for operands sharing it later)
                 fp_here = _footprint(operand, cum * sp, stride)
                 bits_here = fp_here * lvl_bits
