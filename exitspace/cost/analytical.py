@@ -249,18 +249,20 @@ def _footprint(operand: str, p: np.ndarray, stride: np.ndarray, truncate: bool =
     wide = p.shape[-1] > 8
     c = p[..., _C] * p[..., _C2] if wide else p[..., _C]
     oy = p[..., _OY] * p[..., _OY2] if wide else p[..., _OY]
+    # products in the order of ZigZag's equation indices (W[g][k][c][fy][fx], O[b][g][k][oy][ox],
+    # I[b][g][c][iy][ix]): its allocator compares such products exactly, so rounding decides near-ties
     if operand == "W":
-        return p[..., _K] * p[..., _G] * c * p[..., _FX] * p[..., _FY]
+        return p[..., _G] * p[..., _K] * c * p[..., _FY] * p[..., _FX]
     if operand == "O":
-        return p[..., _B] * p[..., _K] * p[..., _G] * p[..., _OX] * oy
+        return p[..., _B] * p[..., _G] * p[..., _K] * oy * p[..., _OX]
     if operand == "I2":
-        return p[..., _B] * p[..., _G] * p[..., _OX] * oy
+        return p[..., _B] * p[..., _G] * oy * p[..., _OX]
     ox, fx, fy = p[..., _OX], p[..., _FX], p[..., _FY]
     if truncate:
         ox, oy, fx, fy = np.floor(ox + 1e-9), np.floor(oy + 1e-9), np.floor(fx + 1e-9), np.floor(fy + 1e-9)
     ix = np.minimum(_unique_indices(stride[..., 0], ox, fx), stride[..., 2])
     iy = np.minimum(_unique_indices(stride[..., 1], oy, fy), stride[..., 3])
-    return p[..., _B] * p[..., _G] * c * ix * iy
+    return p[..., _B] * p[..., _G] * c * iy * ix
 
 
 def _unique_indices(s: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -512,7 +514,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                 # ZigZag's allocator keeps the prefix of the order with the fewest accesses to the level above
                 # (remaining iterations x tile size; ties: the longer prefix)
                 def accesses(c: np.ndarray, r: np.ndarray) -> np.ndarray:
-                    return np.prod(r, axis=1) * _footprint(operand, c * sp, stride, truncate=True) * lvl_bits
+                    return np.prod(r, axis=1) * (_footprint(operand, c * sp, stride, truncate=True) * lvl_bits)
 
                 cum_start = cum.copy()
                 best_cum, best_rem = cum.copy(), rem.copy()
@@ -573,7 +575,7 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                     cum[rows, d] = cum[rows, d] * take
                     rem[rows, d] = rem[rows, d] / take
                     acc = accesses(cum, rem)
-                    better = (acc <= best_acc * (1 + 1e-9)) & (take > 1)
+                    better = (acc <= best_acc) & (take > 1)
                     best_acc = np.where(better, acc, best_acc)
                     best_cum = np.where(better[:, None], cum, best_cum)
                     best_rem = np.where(better[:, None], rem, best_rem)
