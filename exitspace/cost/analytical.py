@@ -61,6 +61,8 @@ ORDERS: tuple[tuple[int, ...], ...] = (
     (_C2, _FX, _FY, _K, _OX, _OY, _OY2, _C, _G, _B),
     (_C, _FY, _OY, _OX, _K, _FX, _G, _B),  # kernel columns outermost: big-kernel layers whose weights overflow
     (_C, _FY, _OY, _OX, _FX, _K, _G, _B),
+    (_C, _FX, _FY, _OX, _K, _OY, _G, _B),
+    (_K, _OX, _FX, _FY, _OY, _C, _G, _B),
 )
 
 
