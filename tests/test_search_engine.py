@@ -156,3 +156,21 @@ def test_hypervolume_curve_never_decreases(tmp_path: Path) -> None:
     values = [c["hypervolume"] for c in curve]
     assert len(values) == 6 and values[-1] > 0
     assert all(b >= a - 1e-12 for a, b in zip(values, values[1:]))
+
+
+def test_fast_nsga2_bookkeeping_matches_optuna() -> None:
+    """The O(1) generation/parent bookkeeping makes the same choices as Optuna's own scans."""
+    from exitspace.search.engine import GENERATION_ATTR, _objective, _sampler
+
+    runs = []
+    for single in (True, False):
+        problem = _problem(ToyEvaluator())
+        study = optuna.create_study(directions=["maximize", "minimize"],
+                                    sampler=_sampler(problem, 10, 0, single_worker=single))
+        objective = _objective(problem)
+        for _ in range(60):
+            trial = study.ask()
+            study.tell(trial, objective(trial))
+        runs.append([(t.params, t.system_attrs.get(GENERATION_ATTR)) for t in study.get_trials()])
+    assert runs[0] == runs[1]
+    assert runs[0][-1][1] == 5

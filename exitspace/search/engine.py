@@ -28,7 +28,6 @@ from exitspace.search.space import Design, DesignSpace
 from exitspace.search.storage import is_trial_log, open_storage, open_trial_log, to_frozen, trial_log_url
 
 CONSTRAINT_ATTR = "constraints"  # where Optuna's samplers keep constraint values (system attrs)
-GENERATION_ATTR = "NSGAIISampler:generation"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # ``constraints_func`` is deprecated in Optuna 5 in favour of per-key ``Trial.set_constraint``, which writes
@@ -126,7 +125,7 @@ def default_storage(run_dir: Path) -> str:
     return trial_log_url(run_dir)
 
 
-class _StaticSpaceNSGAII(optuna.samplers.NSGAIISampler):
+class CodesignNSGAII(optuna.samplers.NSGAIISampler):
     """NSGA-II with bookkeeping that stays O(1) per trial (Optuna's scans every past trial per new trial,
     which dominates a 10,000-trial search). Same decisions as Optuna's:
 
@@ -134,10 +133,14 @@ class _StaticSpaceNSGAII(optuna.samplers.NSGAIISampler):
     - a new trial's generation follows Optuna's rule (the highest generation among completed trials, or the
       next one once it holds ``population_size`` trials), from counters kept as trials complete;
     - each generation's parent population is selected once and kept in memory.
+
+    The last two assume this process runs every trial (the trial log); with a shared storage
+    (``single_worker=False``) Optuna's own bookkeeping is used, as other workers add trials.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, single_worker: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.single_worker = single_worker
         self._cached_space: dict[str, optuna.distributions.BaseDistribution] | None = None
         self._generation_counts: tuple[int, int] | None = None
         self._pending: dict[int, int] = {}
@@ -152,6 +155,8 @@ class _StaticSpaceNSGAII(optuna.samplers.NSGAIISampler):
         return dict(self._cached_space)
 
     def get_trial_generation(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        if not self.single_worker:
+            return int(super().get_trial_generation(study, trial))
         key = self._get_generation_key()
         known = trial.system_attrs.get(key)
         if known is not None:
@@ -172,9 +177,15 @@ class _StaticSpaceNSGAII(optuna.samplers.NSGAIISampler):
         return generation
 
     def get_parent_population(self, study: optuna.Study, generation: int) -> list[FrozenTrial]:
-        if generation not in self._parents:
-            self._parents[generation] = super().get_parent_population(study, generation)
-        return self._parents[generation]
+        if not self.single_worker:
+            return super().get_parent_population(study, generation)
+        cached = self._parents.get(generation)
+        if cached is not None:
+            return cached
+        parents = super().get_parent_population(study, generation)
+        # later calls get the parents in trial order, as Optuna's own cache returns them
+        self._parents[generation] = sorted(parents, key=lambda t: t.number)
+        return parents
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
         super().after_trial(study, trial, state, values)
@@ -187,10 +198,16 @@ class _StaticSpaceNSGAII(optuna.samplers.NSGAIISampler):
                 self._generation_counts = (top, count + 1)
 
 
-def _sampler(problem: "SearchProblem", population: int, seed: int) -> optuna.samplers.NSGAIISampler:
+GENERATION_ATTR = CodesignNSGAII._get_generation_key()
+
+
+def _sampler(
+    problem: "SearchProblem", population: int, seed: int, single_worker: bool = True
+) -> optuna.samplers.NSGAIISampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # constraints_func: see the module-level note
-        return _StaticSpaceNSGAII(
+        return CodesignNSGAII(
+            single_worker=single_worker,
             population_size=population,
             seed=seed,
             constraints_func=lambda trial: problem.violations(problem.design_of(trial.params)),
@@ -303,7 +320,7 @@ def run_search(
                     progress(min(finished, trials), trials)
 
             study = optuna.load_study(study_name=study_name, storage=store,
-                                      sampler=_sampler(problem, population, seed + done))
+                                      sampler=_sampler(problem, population, seed + done, single_worker=False))
             study.optimize(
                 _objective(problem),
                 n_trials=remaining,
