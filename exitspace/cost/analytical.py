@@ -63,6 +63,7 @@ ORDERS: tuple[tuple[int, ...], ...] = (
     (_C, _FY, _OY, _OX, _FX, _K, _G, _B),
     (_C, _FX, _FY, _OX, _K, _OY, _G, _B),
     (_K, _OX, _FX, _FY, _OY, _C, _G, _B),
+    (_K, _C, _FY, _OY, _OX, _FX, _G, _B),  # low precision: several outputs per output register
 )
 
 
