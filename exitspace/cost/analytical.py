@@ -603,8 +603,8 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                 sp_f = spatial_products(served_so_far, use_frac=True)
                 sp_l = spatial_products(served_so_far, use_frac="lat")
                 below_t = tcum[m - 1] if m > 0 else np.ones((N, ND))
-                data_le.append(_footprint(operand, tcum[m] * sp_f, stride))
-                data_low.append(_footprint(operand, below_t * sp_f, stride))
+                data_le.append(_footprint(operand, tcum[m] * sp_f, stride, truncate=True))
+                data_low.append(_footprint(operand, below_t * sp_f, stride, truncate=True))
                 data_le_l.append(_footprint(operand, tcum[m] * sp_l, stride))
                 data_low_l.append(_footprint(operand, below_t * sp_l, stride))
                 not_served = [a for a, dname in enumerate(plan.array_dims) if dname not in lvl.served]
