@@ -211,3 +211,36 @@ def test_evaluate_arrays_reports_best_order_per_layer() -> None:
     r = evaluate_arrays([conv(), conv(K=96, C=160, OX=8, OY=8, F=1)], CORE)
     assert r["order"].shape == (2,)
     assert np.all(r["latency"] >= r["compute"])
+
+
+def test_random_layers_give_sane_costs() -> None:
+    rng = np.random.default_rng(7)
+    layers = []
+    for i in range(150):
+        kind = rng.integers(0, 4)
+        f = int(rng.choice([1, 3, 5, 7]))
+        s = int(rng.choice([1, 2]))
+        ox, oy = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        bits = int(rng.choice([2, 4, 8, 16]))
+        prec = Precision.uniform(bits)
+        if kind == 0:
+            layers.append(Layer(f"c{i}", OpType.CONV, K=int(rng.integers(1, 300)), C=int(rng.integers(1, 300)), OX=ox,
+                                OY=oy, FX=f, FY=f, stride=(s, s), padding=(f // 2, f // 2), precision=prec,
+                                B=int(rng.integers(1, 3))))
+        elif kind == 1:
+            ch = int(rng.integers(1, 600))
+            layers.append(Layer(f"d{i}", OpType.DEPTHWISE, K=ch, C=ch, OX=ox, OY=oy, FX=f, FY=f, groups=ch,
+                                stride=(s, s), padding=(f // 2, f // 2), precision=prec))
+        elif kind == 2:
+            g = int(rng.choice([2, 4]))
+            layers.append(Layer(f"g{i}", OpType.CONV, K=g * int(rng.integers(1, 40)), C=g * int(rng.integers(1, 40)),
+                                OX=ox, OY=oy, FX=f, FY=f, groups=g, precision=prec))
+        else:
+            layers.append(Layer(f"f{i}", OpType.FC, K=int(rng.integers(1, 2000)), C=int(rng.integers(1, 5000)),
+                                precision=prec))
+    for layer, c in zip(layers, BACKEND.evaluate(layers, CORE)):
+        values = [c.energy_pj, c.latency_cycles, c.compute_cycles, c.stall_cycles, c.onload_cycles, c.offload_cycles]
+        assert all(np.isfinite(v) and v >= 0 for v in values), layer
+        assert c.latency_cycles >= c.compute_cycles >= math.ceil(layer.macs / 1024), layer
+        assert 0 < c.utilization <= c.spatial_utilization <= 1.0 + 1e-12, layer
+        assert c.energy_pj >= c.mac_energy_pj > 0, layer
