@@ -665,7 +665,6 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                     _Transfer(level.index, is_read, high, operand, amount_lat * bits_el, periods, period, allowed, unit)
                 )
 
-            zeros = np.zeros(N)
             if not is_out:
                 innermost_bits[operand] = data_le_l[0] * p_in
                 links = []
@@ -706,7 +705,6 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                             (lvl.index, True, data_le_l[m] * pbits_h, total / per_h, True),
                             (nxt.index, False, data_low_l[m + 1] * pbits_h, total / per_h, False),
                         ])
-            del zeros
 
         # ---- latency: stalls per port, on-loading, off-loading ----------------------------------------------------
         def port_of(level: int, is_read: bool, high: bool = False) -> tuple[int, str]:
