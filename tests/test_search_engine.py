@@ -174,3 +174,19 @@ def test_fast_nsga2_bookkeeping_matches_optuna() -> None:
         runs.append([(t.params, t.system_attrs.get(GENERATION_ATTR)) for t in study.get_trials()])
     assert runs[0] == runs[1]
     assert runs[0][-1][1] == 5
+
+
+def test_paper_designs_scored_when_backbone_is_the_papers(tmp_path: Path) -> None:
+    from exitspace.search.codesign import PAPER_DESIGNS
+
+    evaluator = ToyEvaluator(pairs=((8, 8),), labels=tuple("ABCDEFGHIJK"))
+    config = parse_config({"name": "p", "search": {"trials": 40, "population": 10, "baselines": {"mac_proxy": False}}})
+    inputs = CodesignInputs(DesignSpace.build(config.search.space, evaluator.available()), evaluator, "mobilenetv2_cifar")
+    results = run_codesign(config, inputs, tmp_path)
+    paper = results["paper_designs"]
+    assert [tuple(e["design"]["exits"]) for e in paper] == [exits for exits, _ in PAPER_DESIGNS]
+    assert [e["design"]["thresholds"][0] for e in paper] == [t for _, t in PAPER_DESIGNS]
+    assert all(e["design"]["final"] == "K" and e["design"]["policy"] == "wait" for e in paper)
+    toy = run_codesign(config.model_copy(update={"name": "q"}),
+                       CodesignInputs(inputs.space, evaluator, "resnet20"), tmp_path)
+    assert toy["paper_designs"] == []
