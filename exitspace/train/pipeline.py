@@ -154,7 +154,10 @@ def run_training(
     reporter: Reporter | None = None,
     stop_after_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Float training, QAT per pair, exit tables, summary; resumes whatever is already in ``run_dir``."""
+    """Float training, QAT per pair, exit tables, summary; resumes whatever is already in ``run_dir``.
+
+    ``stop_after_steps`` (tests) interrupts any one phase after that many of its steps in this call.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     reporter = reporter or Reporter(log_file=run_dir / "train.log", log_every=config.runtime.log_every)

@@ -104,6 +104,15 @@ def run_phase(
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
         reporter.log(f"{name}: resuming after epoch {start_epoch}/{settings.epochs} from {phase_dir / CHECKPOINT}")
+        saved_total = state["scheduler"].get("total_steps", state["scheduler"].get("T_max"))
+        saved_epochs = int(state.get("epochs", round(saved_total / steps_per_epoch) if saved_total else settings.epochs))
+        if saved_epochs != settings.epochs:
+            # The epoch count was changed between runs: rebuild the schedule for the new length and
+            # fast-forward it to the steps already taken (the rest of the curve is compressed/stretched).
+            scheduler = settings.make_scheduler(optimizer, max(1, settings.epochs * steps_per_epoch))
+            for _ in range(start_epoch * steps_per_epoch):
+                scheduler.step()
+            reporter.log(f"{name}: schedule rescaled from {saved_epochs} to {settings.epochs} epochs at epoch {start_epoch}")
     steps_done = 0
     for epoch in range(start_epoch, settings.epochs):
         model.train()
@@ -151,7 +160,7 @@ def run_phase(
         history.append(record)
         reporter.end_epoch(task, record)
         save_checkpoint(phase_dir / CHECKPOINT, {
-            "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "epoch": epoch + 1, "epochs": settings.epochs, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "history": history, "phase": name,
         })
     save_checkpoint(phase_dir / FINAL, {"model": model.state_dict(), "history": history, "phase": name})

@@ -1,0 +1,158 @@
+"""Training flow on tiny synthetic data: end to end, resume after interruption (float and mid-QAT), config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from exitspace.cli.app import app
+from exitspace.cli.main import register_commands
+from exitspace.errors import ConfigError
+from exitspace.train.config import load_train_config, parse_train_config
+from exitspace.train.exit_table import ExitTable
+from exitspace.train.losses import eenn_loss, head_loss_weights
+from exitspace.train.pipeline import exit_table_path, run_training
+from exitspace.train.progress import Reporter
+from exitspace.train.results import export_results
+from exitspace.train.trainer import TrainingInterrupted
+
+SMOKE = Path(__file__).resolve().parents[1] / "configs" / "train" / "smoke.yaml"
+
+
+def _config(**overrides: Any):  # type: ignore[no-untyped-def]
+    data: dict[str, Any] = {
+        "name": "tiny",
+        "model": {"backbone": "small_cnn", "head_types": ["pool4_fc1"]},
+        "data": {"name": "synthetic", "val_size": 64, "synthetic_train": 320, "synthetic_test": 64, "synthetic_size": 16},
+        "optim": {"epochs": 2, "batch_size": 64, "lr": 0.05},
+        "qat": {"pairs": ["32/32"], "epochs": 2, "calibration_batches": 1},
+        "runtime": {"threads": 1, "eval_batch_size": 128, "bf16": True},
+    }
+    for section, values in overrides.items():
+        data[section] = {**data[section], **values} if isinstance(values, dict) else values
+    return parse_train_config(data)
+
+
+def _quiet(run_dir: Path) -> Reporter:
+    return Reporter(log_file=run_dir / "train.log", quiet=True)
+
+
+def _hash(run_dir: Path, pair: tuple[int, int]) -> str:
+    return ExitTable.load(exit_table_path(run_dir, pair)).meta["model_hash"]
+
+
+def test_end_to_end_smoke_config_learns_and_writes_tables(tmp_path: Path) -> None:
+    config = load_train_config(SMOKE)
+    summary = run_training(config, tmp_path, pairs=["32/32", "8/4"], reporter=_quiet(tmp_path))
+    for pair in ((32, 32), (8, 4)):
+        table = ExitTable.load(exit_table_path(tmp_path, pair))
+        assert table.head_keys == summary["head_keys"] and table.logits["test"].shape == (256, 8, 10)
+        assert table.precision_pair == pair and table.meta["split_seed"] == 0 and table.meta["dataset"] == "synthetic"
+        assert table.meta["model_spec"]["backbone"] == "small_cnn"
+    accuracy = summary["pairs"]["32/32"]["accuracy"]["test"]
+    assert max(accuracy.values()) > 0.5  # chance is 0.1
+    assert summary["pairs"]["8/4"]["model_hash"] != summary["pairs"]["32/32"]["model_hash"]
+    log = (tmp_path / "train.log").read_text()
+    assert "float 3/3 done" in log and "qat 8/4 1/1 done" in log
+    info = export_results(tmp_path, tmp_path / "results", heads=["pool4_fc1"])
+    small = ExitTable.load(tmp_path / "results" / "exit_table_b8_e4.npz")
+    assert all(key.endswith("pool4_fc1") for key in small.head_keys) and len(info["exit_table_bytes"]) == 2
+    assert "| A:pool4_fc1 (b0) |" in (tmp_path / "results" / "results.md").read_text()
+
+
+def test_float_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None:
+    config = _config()
+    run_training(config, tmp_path / "a", reporter=_quiet(tmp_path / "a"))
+    steps_per_epoch = 256 // 64
+    with pytest.raises(TrainingInterrupted):
+        run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=steps_per_epoch + 2)
+    assert (tmp_path / "b" / "float" / "checkpoint.pt").is_file() and not (tmp_path / "b" / "float" / "done.json").exists()
+    run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+    assert "resuming after epoch 1/2" in (tmp_path / "b" / "train.log").read_text()
+    assert _hash(tmp_path / "a", (32, 32)) == _hash(tmp_path / "b", (32, 32))
+    # a third run skips everything and changes nothing
+    before = exit_table_path(tmp_path / "b", (32, 32)).stat().st_mtime_ns
+    run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+    assert exit_table_path(tmp_path / "b", (32, 32)).stat().st_mtime_ns == before
+
+
+def test_qat_resume_mid_phase_matches_uninterrupted(tmp_path: Path) -> None:
+    config = _config(optim={"epochs": 1}, qat={"pairs": ["8/4"], "epochs": 2})
+    run_training(config, tmp_path / "a", reporter=_quiet(tmp_path / "a"))
+    qat_steps_per_epoch = 4  # the float phase (4 steps) stays below the limit, which counts per phase
+    with pytest.raises(TrainingInterrupted):
+        run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=qat_steps_per_epoch + 1)
+    assert (tmp_path / "b" / "qat_b8_e4" / "checkpoint.pt").is_file()
+    run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+    assert "qat 8/4: resuming after epoch 1/2" in (tmp_path / "b" / "train.log").read_text()
+    assert _hash(tmp_path / "a", (8, 4)) == _hash(tmp_path / "b", (8, 4))
+
+
+def test_loss_weights_and_distillation() -> None:
+    weights = head_loss_weights([0, 0, 1, 3, 3], "increasing")
+    assert torch.allclose(weights, torch.tensor([0.125, 0.125, 0.5, 0.5, 0.5]))
+    assert torch.allclose(head_loss_weights([0, 3], "uniform"), torch.ones(2))
+    with pytest.raises(ConfigError, match="loss.weights"):
+        head_loss_weights([0, 3], [1.0])
+    logits = torch.randn(8, 3, 10)
+    labels = torch.randint(0, 10, (8,))
+    final = torch.tensor([False, False, True])
+    total, per_head = eenn_loss(logits, labels, torch.ones(3), final)
+    _, distilled = eenn_loss(logits, labels, torch.ones(3), final, distill_weight=1.0)
+    assert torch.isclose(total, per_head.sum()) and torch.isclose(distilled[2], per_head[2])
+    teacher_copy = logits.clone()
+    teacher_copy[:, 0] = teacher_copy[:, 2]
+    _, same = eenn_loss(teacher_copy, labels, torch.ones(3), final, distill_weight=1.0)
+    assert same[0].abs() < 1e-5  # a head that equals the teacher has zero distillation loss
+
+
+def test_config_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"optim.lr") as info:
+        parse_train_config({"optim": {"lr": -1}})
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="optim.lrr"):
+        parse_train_config({"optim": {"lrr": 0.1}})
+    with pytest.raises(ConfigError, match="precision pair"):
+        parse_train_config({"qat": {"pairs": ["8/3x"]}})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_train_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_train_config(tmp_path / "missing.yaml")
+
+
+def test_cli_train_json_and_errors(tmp_path: Path) -> None:
+    register_commands()
+    runner = CliRunner()
+    config = tmp_path / "tiny.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(_config(optim={"epochs": 1}).model_dump(mode="json")))
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run"), "--pairs", "32/32", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(payload["pairs"]) == {"32/32"} and len(payload["head_keys"]) == 4
+    bad = runner.invoke(app, ["train", str(config), "--pairs", "8/5x"])
+    assert bad.exit_code == 2 and "precision pair" in bad.output
+    missing = runner.invoke(app, ["train-export", str(tmp_path / "nothing"), str(tmp_path / "out")])
+    assert missing.exit_code == 2 and "summary.json" in missing.output
+    logits = np.load(exit_table_path(tmp_path / "run", (32, 32)))["test_logits"]
+    assert logits.dtype == np.float16
+
+
+def test_changed_epoch_count_rescales_schedule_on_resume(tmp_path: Path) -> None:
+    with pytest.raises(TrainingInterrupted):
+        run_training(_config(optim={"epochs": 4}), tmp_path, reporter=_quiet(tmp_path), stop_after_steps=5)
+    summary = run_training(_config(optim={"epochs": 2}), tmp_path, reporter=_quiet(tmp_path))
+    assert "schedule rescaled from 4 to 2 epochs at epoch 1" in (tmp_path / "train.log").read_text()
+    history = summary["float_history"]
+    fresh = run_training(_config(optim={"epochs": 2}), tmp_path / "fresh", reporter=_quiet(tmp_path / "fresh"))
+    assert len(history) == 2 and history[-1]["lr_end"] == pytest.approx(fresh["float_history"][-1]["lr_end"])
+    assert history[-1]["lr_end"] < 0.1 * history[0]["lr_end"]
