@@ -72,6 +72,26 @@ def head_accuracy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (logits.argmax(-1) == labels[:, None]).mean(0)
 
 
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: PhaseSettings,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on the joint loss; returns (logits, loss)."""
+    with autocast(settings.bf16):
+        logits = model(x)
+    loss, _ = eenn_loss(logits, y, settings.weights, settings.final_mask, settings.label_smoothing,
+                        settings.distill_weight, settings.distill_temperature)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return logits, loss
+
+
 def run_phase(
     name: str,
     model: nn.Module,
@@ -122,14 +142,7 @@ def run_phase(
         started = time.perf_counter()
         task = reporter.start_epoch(f"{name} {epoch + 1}/{settings.epochs}", steps_per_epoch)
         for step, (x, y) in enumerate(train_loader.epoch(epoch)):
-            with autocast(settings.bf16):
-                logits = model(x)
-            loss, _ = eenn_loss(logits, y, settings.weights, settings.final_mask, settings.label_smoothing,
-                                settings.distill_weight, settings.distill_temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            logits, loss = train_step(model, optimizer, scheduler, x, y, settings)
             with torch.no_grad():
                 loss_sum += loss.detach() * y.shape[0]
                 correct += (logits[:, -1].argmax(-1) == y).sum()

@@ -1,0 +1,141 @@
+"""Benchmark of the training step: EENN framework step vs a plain PyTorch loop, and QAT vs float.
+
+Writes benchmarks/results/training.json. Run from the repository root (ideally on an idle machine):
+
+    nice -n 15 python benchmarks/training.py [--backbone resnet20] [--repeats 5] [--steps 4] [--threads 1]
+
+All in one process, on random 32x32 batches (data loading excluded), medians of ``--repeats`` runs of
+``--steps`` steps each, after warm-up:
+- ``eenn_framework``: exitspace's ``train_step`` (joint weighted loss + distillation) on the EENN
+  with every head (the config's head types at every candidate point and at the final exit);
+- ``eenn_plain_loop``: a hand-written loop (forward, summed cross-entropy, backward, SGD) on the same EENN;
+  framework overhead = this / the framework's step;
+- ``backbone_plain_loop``: the same backbone with only the final head (``build_plain``): what the heads cost;
+- ``qat_8_8`` / ``qat_4_4``: the framework step on the fake-quantized EENN.
+Ratios are of images per second within this run. The load average is recorded: other jobs skew figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from exitspace.models import build_eenn, build_plain  # noqa: E402
+from exitspace.train.losses import head_loss_weights  # noqa: E402
+from exitspace.train.quant import quantize_model  # noqa: E402
+from exitspace.train.trainer import PhaseSettings, train_step  # noqa: E402
+
+
+def _measure(step: Callable[[], None], steps: int, repeats: int, batch: int) -> dict[str, Any]:
+    for _ in range(2):
+        step()
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        rates.append(steps * batch / (time.perf_counter() - started))
+    return {"images_per_s_median": statistics.median(rates), "images_per_s_runs": rates}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet20")
+    parser.add_argument("--heads", default="pool4_fc1,pool4_fc2,gap_fc")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "training.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    bf16 = not args.no_bf16
+    heads = args.heads.split(",")
+    x = torch.randn(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (args.batch,))
+
+    def eenn(pair: tuple[int, int] | None = None) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = build_eenn(backbone=args.backbone, head_types=heads)
+        if pair is not None:
+            quantize_model(model, pair)
+        return model.to(memory_format=torch.channels_last).train()
+
+    def framework_step(model: torch.nn.Module) -> Callable[[], None]:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        last = max(model.head_blocks)
+        settings = PhaseSettings(
+            epochs=1, make_optimizer=lambda m: optimizer, make_scheduler=lambda o, t: scheduler,
+            weights=head_loss_weights(model.head_blocks, "increasing"),
+            final_mask=torch.tensor([b == last for b in model.head_blocks]), distill_weight=0.5, bf16=bf16,
+        )
+        return lambda: (train_step(model, optimizer, scheduler, x, y, settings), None)[1]
+
+    def plain_step(model: torch.nn.Module) -> Callable[[], None]:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+        def step() -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = model(x)
+            out = out.float()
+            loss = F.cross_entropy(out.transpose(1, 2), y[:, None].expand(-1, out.shape[1])) if out.dim() == 3 \
+                else F.cross_entropy(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+
+    torch.manual_seed(0)
+    plain_model = build_plain({"backbone": args.backbone, "head_types": heads}).to(memory_format=torch.channels_last).train()
+    load_before = os.getloadavg()
+    cases = {
+        "eenn_framework": framework_step(eenn()),
+        "eenn_plain_loop": plain_step(eenn()),
+        "backbone_plain_loop": plain_step(plain_model),
+        "qat_8_8": framework_step(eenn((8, 8))),
+        "qat_4_4": framework_step(eenn((4, 4))),
+    }
+    results = {}
+    for name, step in cases.items():
+        results[name] = _measure(step, args.steps, args.repeats, args.batch)
+        print(f"{name}: {results[name]['images_per_s_median']:.0f} img/s", flush=True)
+    rate = {k: v["images_per_s_median"] for k, v in results.items()}
+    report = {
+        "benchmark": "training step throughput (images/s), medians",
+        "command": "python benchmarks/training.py " + " ".join(sys.argv[1:]),
+        "backbone": args.backbone, "head_types": heads, "num_heads": len(eenn().head_keys), "batch": args.batch,
+        "steps_per_run": args.steps, "repeats": args.repeats, "threads": args.threads, "bf16_autocast": bf16,
+        "channels_last": True, "torch": torch.__version__, "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "results": results,
+        "ratios": {
+            "framework_vs_plain_loop_same_eenn": rate["eenn_framework"] / rate["eenn_plain_loop"],
+            "eenn_framework_vs_backbone_plain_loop": rate["eenn_framework"] / rate["backbone_plain_loop"],
+            "qat_8_8_vs_float": rate["qat_8_8"] / rate["eenn_framework"],
+            "qat_4_4_vs_float": rate["qat_4_4"] / rate["eenn_framework"],
+        },
+        "target": "EENN framework step within 10% of the plain loop (ratio >= 0.9)",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(json.dumps(report["ratios"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
