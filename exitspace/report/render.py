@@ -15,6 +15,7 @@ from typing import Any
 from exitspace.report import figures
 
 Block = tuple[str, Any]
+MAX_ROWS = 30
 
 
 def _pct(x: float, digits: int = 1) -> str:
@@ -121,13 +122,32 @@ def build_blocks(results: dict[str, Any], figs: dict[str, Path], designs: int) -
     blocks.append(("p", f"Backbone {results.get('backbone') or '?'}; objectives {', '.join(results['objectives'])} "
                         f"(ELP: {results['elp_definition']} definition); constraints: "
                         f"{'; '.join(results['constraints']) or 'none'}. Designs selected on validation, reported on test."))
+    space = results.get("space")
+    if space:
+        thr = space["thresholds"]
+        blocks.append(("p", f"Design space: early exits from {', '.join(space['candidate_exits'])} (final exit "
+                            f"{space['final_exit']} always on), head types "
+                            f"{', '.join(sorted({h for v in space['head_types'].values() for h in v}))}, precision pairs "
+                            f"{', '.join('/'.join(map(str, p)) for p in space['precision_pairs'])}, {thr['mode']} "
+                            f"thresholds in [{thr['low']}, {thr['high']}] ({space['confidence']}), policies "
+                            f"{', '.join(space['policies'])}, allocation {', '.join(space['allocations'])}"
+                            f"{' then ' + space['refine_allocation'] + ' refinement of the front' if space.get('refine_allocation') else ''}."))
+    where = [f"{k.replace('_', ' ')}: {results[k]}" for k in ("hardware", "cost_backend", "exit_tables") if results.get(k)]
+    if where:
+        blocks.append(("p", "; ".join(where) + "."))
     blocks.append(("h2", "What was found"))
     for line in summary_text(results):
         blocks.append(("p", line))
     blocks.append(("h2", "Pareto front"))
     blocks.append(("img", (figs["pareto"], "Accuracy vs ELP on test; grey: all trials; squares: static networks")))
     rows = []
-    for e in sorted(results["pareto"], key=lambda e: -e["test"]["accuracy"]):
+    ordered = sorted(results["pareto"], key=lambda e: -e["test"]["accuracy"])
+    shown = ordered if len(ordered) <= MAX_ROWS else [ordered[round(i * (len(ordered) - 1) / (MAX_ROWS - 1))]
+                                                      for i in range(MAX_ROWS)]
+    if len(shown) < len(ordered):
+        blocks.append(("p", f"{len(shown)} of the {len(ordered)} Pareto designs, evenly spread by test accuracy "
+                            "(all in results.json):"))
+    for e in shown:
         rows.append([e["name"], _pct(e["test"]["accuracy"], 2), _pct(e["val"]["accuracy"], 2),
                      f"{e['test']['elp'] / ref_elp:.3f}", f"{e['test']['elp_product'] / results['static'][ref]['test']['elp_product']:.3f}",
                      _pct(e["test"]["exit_overhead"]), _pct(e["test"]["early_exit_share"]), _fmt(e["test"]["p99_latency"])])
