@@ -153,6 +153,7 @@ LAYER_SETS: dict[str, Callable[[], list[Layer]]] = {
     "resnet20": resnet20,
     "mobilenetv2": mobilenetv2,
     "random": random_layers,
+    "heldout": lambda: random_layers(count=40, seed=7),
 }
 
 # ------------------------------------------------------------------------------------------------ golden files

@@ -6,7 +6,7 @@ error; in the K / C / OX sweeps, the latency staircase steps at the same positio
 
 Script mode prints the agreement table and writes benchmarks/results/agreement.json:
 
-    python -m tests.test_cost_vs_zigzag
+    python -m tests.test_cost_vs_zigzag [--goldens DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ STEP_THRESHOLD = 0.05  # a sweep point is a step when latency rises more than 5%
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
-def golden_files() -> list[Path]:
+def golden_files(directory: Path = GOLDEN_DIR) -> list[Path]:
     """Complete golden files (the generator marks a file complete once its last layer is in)."""
-    return sorted(path for path in GOLDEN_DIR.glob("*.json") if load_golden(path).get("complete"))
+    return sorted(path for path in directory.glob("*.json") if load_golden(path).get("complete"))
 
 
 @lru_cache(maxsize=None)
@@ -266,22 +266,29 @@ def test_print_agreement_table(need_backend: None) -> None:
     assert len(agreements) == len(_FILES)
 
 
-def main() -> int:
-    if not _FILES:
-        print("no golden files in tests/goldens", file=sys.stderr)
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Agreement of the analytical backend with ZigZag golden files")
+    parser.add_argument("--goldens", type=Path, default=GOLDEN_DIR, help="directory of golden files")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the agreement JSON")
+    args = parser.parse_args(argv)
+    files = golden_files(args.goldens)
+    if not files:
+        print(f"no complete golden files in {args.goldens}", file=sys.stderr)
         return 1
     if analytical_backend() is None:
         print("exitspace.cost.analytical does not exist yet", file=sys.stderr)
         return 1
-    agreements = [compare(path)[0] for path in _FILES]
+    agreements = [compare(path)[0] for path in files]
     print(table(agreements))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {"targets": {"mean": MEAN_LIMIT, "max": MAX_LIMIT}, "files": [asdict(a) for a in agreements]}, indent=1
         )
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.out}")
     return 0
 
 
