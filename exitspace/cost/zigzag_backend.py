@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
@@ -185,7 +186,6 @@ class ZigZagDetail:
     mem_energy_by_direction: dict[str, dict[str, dict[str, float]]]
     seconds: float
     zigzag_version: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ZigZagBackend:
@@ -235,8 +235,6 @@ class ZigZagBackend:
     # -- one ZigZag run ------------------------------------------------------------------------------------------
 
     def _run_one(self, layer: Layer, core: Core) -> ZigZagDetail:
-        import time
-
         from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
         from zigzag.stages.main import MainStage
         from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
