@@ -1,10 +1,11 @@
 """The analytical cost backend: ZigZag's cost semantics in closed form, vectorised with numpy.
 
-One pass evaluates many layers at once: every layer is expanded into a handful of canonical temporal loop
-orders, each order is allocated greedily to the memory hierarchy (innermost level first, as much of the order
-as fits, the outermost level takes the rest), access counts, energies, bandwidth stalls and on/off-loading are
-computed per (layer, order), and each layer keeps its minimum-latency order (ties: minimum energy), which is
-ZigZag's ``opt="latency"`` criterion. The equations are documented in ``docs/cost-model.md``.
+One pass evaluates many layers at once: every layer is expanded into a set of canonical temporal loop orders
+(deduplicated per layer), each order is allocated to the memory hierarchy as ZigZag's LOMA allocator would
+(innermost level first, the fitting prefix with the fewest accesses to the level above; the outermost level
+takes the rest), access counts, energies, bandwidth stalls and on/off-loading are computed per (layer, order),
+and each layer keeps its minimum-latency order (ties: minimum energy), which is ZigZag's ``opt="latency"``
+criterion. The equations, the ZigZag details emulated and the measured agreement are in ``docs/cost-model.md``.
 """
 
 from __future__ import annotations
