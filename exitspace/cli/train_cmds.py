@@ -72,3 +72,16 @@ def train_export(
     else:
         total = sum(info["exit_table_bytes"].values())
         console.print(f"wrote {out_dir}: {len(info['exit_table_bytes'])} exit tables ({total / 1e6:.1f} MB), summary.json, results.md")
+
+
+@app.command("data-download")
+@user_errors
+def data_download(
+    dest: Annotated[Path, typer.Argument(help="folder to put cifar-10-python.tar.gz in")],
+) -> None:
+    """Download the canonical CIFAR-10 python release (needs internet) and check its MD5."""
+    from exitspace.data.cifar10 import download_cifar10_python
+
+    with console.status("downloading CIFAR-10 (163 MB)..."):
+        path = download_cifar10_python(dest)
+    console.print(f"{path}: MD5 verified; use it as data.path in a training config")

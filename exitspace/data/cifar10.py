@@ -58,7 +58,7 @@ def _unpickle(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
 def load_cifar10_python(path: Path, md5: str | None = CIFAR10_PYTHON_MD5) -> tuple[ArrayDataset, ArrayDataset]:
     """(train, test) from ``cifar-10-python.tar.gz`` (MD5-checked) or its extracted ``cifar-10-batches-py``."""
     path = Path(path)
-    fix = "give data.path as cifar-10-python.tar.gz or its cifar-10-batches-py folder (exitspace data download fetches it)"
+    fix = "give data.path as cifar-10-python.tar.gz or its cifar-10-batches-py folder (`exitspace data-download DIR` fetches it)"
     blobs: dict[str, bytes] = {}
     if path.is_dir():
         for name in _PY_TRAIN_BATCHES + ["test_batch"]:
