@@ -516,74 +516,65 @@ def _evaluate_group(layers: Sequence[Layer], plan: CorePlan, operands: tuple[str
                 else:
                     lvl_bits = p_in
                 # ZigZag's allocator keeps the prefix of the order with the fewest accesses to the level above
-                # (remaining iterations x tile size; ties: the longer prefix)
-                def accesses(c: np.ndarray, r: np.ndarray) -> np.ndarray:
-                    return np.prod(r, axis=1) * (_footprint(operand, c * sp, stride, truncate=True) * lvl_bits)
-
-                cum_start = cum.copy()
-                best_cum, best_rem = cum.copy(), rem.copy()
-                best_acc = accesses(cum, rem)
-                open_ = np.ones(N, dtype=bool)
+                # (remaining iterations x tile size; ties: the longer prefix). All prefixes at once: prefix j
+                # holds the first j loops of the order; the loop that crosses the capacity may add part of itself.
+                cum_start, rem_start = cum, rem
+                t_ord = rem[rows[:, None], order]  # (N, ND) remaining loop sizes in order
+                cum_p = np.empty((N, ND + 1, ND))
+                cum_p[:, 0] = cum
                 for j in range(ND):
-                    if not open_.any():
-                        break
-                    d = order[:, j]
-                    r = rem[rows, d]
-                    if not (r > 1).any():
-                        continue
-                    base = cum.copy()
+                    cum_p[:, j + 1] = cum_p[:, j]
+                    cum_p[rows, j + 1, order[:, j]] *= t_ord[:, j]
+                fp_p = _footprint(operand, cum_p * sp[:, None, :], stride[:, None, :], truncate=True)
+                fit_p = fp_p * lvl_bits[:, None] <= cap[:, None]
+                n_fit = np.where(fit_p.all(axis=1), ND + 1, np.argmin(fit_p, axis=1))  # footprints only grow
+                acc_p = np.prod(rem_start[:, None, :] / (cum_p / cum_start[:, None, :]), axis=2) * (
+                    fp_p * lvl_bits[:, None]
+                )
+                idx = np.arange(ND + 1)[None, :]
+                acc_p = np.where((idx < n_fit[:, None]) | (idx == 0), acc_p, np.inf)
+                part_acc = np.full(N, np.inf)
+                part_cum = cum_start.copy()
+                pos = np.clip(n_fit - 1, 0, ND - 1)  # order position of the loop crossing the capacity
+                r_cross = t_ord[rows, pos]
+                partial_rows = (n_fit >= 1) & (n_fit <= ND) & (r_cross > 1)
+                if partial_rows.any():
+                    sel = np.nonzero(partial_rows)[0]
+                    bsel = cum_p[sel, n_fit[sel] - 1]
+                    dsel = order[sel, pos[sel]]
+                    rs = r_cross[sel]
+                    spsel = sp[sel]
+                    strsel = stride[sel]
+                    k = len(sel)
 
-                    def fits(f: np.ndarray, sel: np.ndarray = None) -> np.ndarray:  # type: ignore[assignment]
-                        b = base if sel is None else base[sel]
-                        dd = d if sel is None else d[sel]
-                        rr = rows if sel is None else np.arange(len(dd))
-                        p = b.copy()
-                        p[rr, dd] = p[rr, dd] * f
-                        fp = _footprint(operand, p * (sp if sel is None else sp[sel]), stride if sel is None else stride[sel],
-                                        truncate=True)
-                        bits = lvl_bits if sel is None else lvl_bits[sel]
-                        return fp * bits <= (cap if sel is None else cap[sel])
+                    def ok(cand: np.ndarray) -> np.ndarray:
+                        pk = np.repeat(bsel[:, None, :], cand.shape[1], axis=1)  # (k, D, ND)
+                        pk[np.arange(k), :, dsel] = pk[np.arange(k), :, dsel] * cand
+                        fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :], truncate=True)
+                        return fp * lvl_bits[sel][:, None] <= cap[sel][:, None]
 
-                    full = fits(r) & open_
-                    take = np.where(full, r, 1.0)
-                    partial_rows = open_ & ~full & (r > 1)
-                    if partial_rows.any():
-                        sel = np.nonzero(partial_rows)[0]
-                        rs = r[sel]
-                        bsel = base[sel]
-                        dsel = d[sel]
-                        spsel = sp[sel]
-                        strsel = stride[sel]
-                        capsel = cap[sel]
-
-                        def ok(cand: np.ndarray) -> np.ndarray:
-                            k = len(sel)
-                            pk = np.repeat(bsel[:, None, :], cand.shape[1], axis=1)  # (k, D, ND)
-                            pk[np.arange(k), :, dsel] = pk[np.arange(k), :, dsel] * cand
-                            fp = _footprint(operand, pk * spsel[:, None, :], strsel[:, None, :], truncate=True)
-                            return fp * lvl_bits[sel][:, None] <= capsel[:, None]
-
-                        cand = tile_sizes[case_layer[sel], dsel]  # (k, D): products of the loop's LOMA factors
-                        for kk, (pseudo, real) in enumerate(PSEUDO):
-                            merged = (dsel == real) & ~splits[sel, kk]
-                            if merged.any():
-                                cand[merged] = tile_whole[case_layer[sel][merged], kk]
-                        cand = np.where(np.mod(rs[:, None], cand) == 0, cand, 1.0)
-                        fitting = np.where(ok(cand), cand, 1.0)
-                        largest = fitting.max(axis=1)
-                        smallest = np.where(fitting > 1, fitting, np.inf).min(axis=1)
-                        smallest = np.where(np.isfinite(smallest), smallest, 1.0)
-                        take[sel] = np.where(split_small[sel], smallest, largest)
-                        ambiguous[sel] |= smallest < largest
-                    open_ = open_ & full
-                    cum[rows, d] = cum[rows, d] * take
-                    rem[rows, d] = rem[rows, d] / take
-                    acc = accesses(cum, rem)
-                    better = (acc <= best_acc) & (take > 1)
-                    best_acc = np.where(better, acc, best_acc)
-                    best_cum = np.where(better[:, None], cum, best_cum)
-                    best_rem = np.where(better[:, None], rem, best_rem)
-                cum, rem = best_cum, best_rem
+                    cand = tile_sizes[case_layer[sel], dsel]  # (k, D): products of the loop's LOMA factors
+                    for kk, (pseudo, real) in enumerate(PSEUDO):
+                        merged = (dsel == real) & ~splits[sel, kk]
+                        if merged.any():
+                            cand[merged] = tile_whole[case_layer[sel][merged], kk]
+                    cand = np.where(np.mod(rs[:, None], cand) == 0, cand, 1.0)
+                    fitting = np.where(ok(cand), cand, 1.0)
+                    largest = fitting.max(axis=1)
+                    smallest = np.where(fitting > 1, fitting, np.inf).min(axis=1)
+                    smallest = np.where(np.isfinite(smallest), smallest, 1.0)
+                    take = np.where(split_small[sel], smallest, largest)
+                    ambiguous[sel] |= smallest < largest
+                    pc = bsel.copy()
+                    pc[np.arange(k), dsel] *= take
+                    prem = rem_start[sel] / (pc / cum_start[sel])
+                    pacc = np.prod(prem, axis=1) * (_footprint(operand, pc * spsel, strsel, truncate=True) * lvl_bits[sel])
+                    part_acc[sel] = np.where(take > 1, pacc, np.inf)
+                    part_cum[sel] = pc
+                all_acc = np.concatenate([acc_p, part_acc[:, None]], axis=1)
+                best = (ND + 1) - np.argmin(all_acc[:, ::-1], axis=1)  # the last (longest) minimum
+                cum = np.where((best == ND + 1)[:, None], part_cum, cum_p[rows, np.minimum(best, ND)])
+                rem = rem_start / (cum / cum_start)
                 alloc[m] = cum / cum_start
                 # bits this operand occupies at this memory (for operands sharing it later)
                 fp_here = _footprint(operand, cum * sp, stride)
