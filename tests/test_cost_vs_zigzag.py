@@ -34,7 +34,12 @@ MAX_LIMIT = 0.20
 STEP_THRESHOLD = 0.05  # a sweep point is a step when latency rises more than 5% over the previous point
 
 # (golden file stem, check) -> measured gap; each entry needs a line in docs/zigzag-agreement.md and the notes.
-KNOWN_GAPS: dict[tuple[str, str], str] = {}
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("edge_tpu_like_heldout_4b", "energy"): (
+        "measured: energy max 32.9% at r8_pw (mean 1.5%): the analytical mapping keeps partial sums in the 2 MB SRAM "
+        "where ZigZag's equal-latency mapping keeps them in the output register"
+    ),
+}
 
 
 def golden_files(directory: Path = GOLDEN_DIR) -> list[Path]:
