@@ -122,3 +122,26 @@ def test_killed_search_resumes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     total, new = map(int, done.stdout.split())
     assert total == 60 and 0 < new <= 40
+
+
+def test_alignment_sweep_on_the_quad_core() -> None:
+    from exitspace.cost.registry import get_backend
+    from exitspace.hardware import load_system
+    from exitspace.report.flow import alignment_sweep
+    from exitspace.workload.layer import Layer, OpType, Workload
+
+    layers = [
+        Layer("big", OpType.CONV, K=40, C=32, OY=16, OX=16, FY=3, FX=3, block="b0"),
+        Layer("dw", OpType.DEPTHWISE, K=24, C=24, OY=16, OX=16, FY=3, FX=3, groups=24, block="b1"),
+        Layer("small", OpType.POINTWISE, K=8, C=8, OY=4, OX=4, block="b2"),
+        Layer("head", OpType.FC, K=10, C=64, block="b2", exit="A:fc"),
+    ]
+    sweep = alignment_sweep(Workload("w", layers), load_system("edge_tpu_quad"), get_backend(), top=2, span=8)
+    names = [entry["name"] for entry in sweep["layers"]]
+    assert names == ["big", "dw"]  # most energy first; head layers are not swept
+    big, dw = sweep["layers"]
+    assert big["dim"] == "K" and dw["dim"] == "channels"
+    assert big["values"] == list(range(32, 49)) and big["actual"] == 40
+    assert all(e > 0 for e in big["energy_pj"]) and big["share"] > dw["share"] > 0
+    per_mac = [c / m for c, m in zip(big["latency_cycles"], big["macs"])]
+    assert any(b > a * 1.01 for a, b in zip(per_mac, per_mac[1:]))  # a step where K stops filling the array
