@@ -11,7 +11,8 @@ All in one process, on random 32x32 batches (data loading excluded), medians of 
 - ``eenn_plain_loop``: a hand-written loop (forward, summed cross-entropy, backward, SGD) on the same EENN;
   framework overhead = this / the framework's step;
 - ``backbone_plain_loop``: the same backbone with only the final head (``build_plain``): what the heads cost;
-- ``qat_8_8`` / ``qat_4_4``: the framework step on the fake-quantized EENN.
+- ``qat_8_8`` / ``qat_4_4``: the framework step on the fake-quantized EENN;
+- ``eenn_framework_fp32``: the framework step without bf16 autocast (what autocast buys).
 Ratios are of images per second within this run. The load average is recorded: other jobs skew figures.
 """
 
@@ -75,14 +76,15 @@ def main() -> None:
             quantize_model(model, pair)
         return model.to(memory_format=torch.channels_last).train()
 
-    def framework_step(model: torch.nn.Module) -> Callable[[], None]:
+    def framework_step(model: torch.nn.Module, use_bf16: bool | None = None) -> Callable[[], None]:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
         last = max(model.head_blocks)
         settings = PhaseSettings(
             epochs=1, make_optimizer=lambda m: optimizer, make_scheduler=lambda o, t: scheduler,
             weights=head_loss_weights(model.head_blocks, "increasing"),
-            final_mask=torch.tensor([b == last for b in model.head_blocks]), distill_weight=0.5, bf16=bf16,
+            final_mask=torch.tensor([b == last for b in model.head_blocks]), distill_weight=0.5,
+            bf16=bf16 if use_bf16 is None else use_bf16,
         )
         return lambda: (train_step(model, optimizer, scheduler, x, y, settings), None)[1]
 
@@ -110,6 +112,7 @@ def main() -> None:
         "backbone_plain_loop": plain_step(plain_model),
         "qat_8_8": framework_step(eenn((8, 8))),
         "qat_4_4": framework_step(eenn((4, 4))),
+        "eenn_framework_fp32": framework_step(eenn(), use_bf16=False),
     }
     results = {}
     for name, step in cases.items():
@@ -129,6 +132,7 @@ def main() -> None:
             "eenn_framework_vs_backbone_plain_loop": rate["eenn_framework"] / rate["backbone_plain_loop"],
             "qat_8_8_vs_float": rate["qat_8_8"] / rate["eenn_framework"],
             "qat_4_4_vs_float": rate["qat_4_4"] / rate["eenn_framework"],
+            "bf16_autocast_speedup": rate["eenn_framework"] / rate["eenn_framework_fp32"],
         },
         "target": "EENN framework step within 10% of the plain loop (ratio >= 0.9)",
     }
