@@ -156,3 +156,23 @@ def test_changed_epoch_count_rescales_schedule_on_resume(tmp_path: Path) -> None
     fresh = run_training(_config(optim={"epochs": 2}), tmp_path / "fresh", reporter=_quiet(tmp_path / "fresh"))
     assert len(history) == 2 and history[-1]["lr_end"] == pytest.approx(fresh["float_history"][-1]["lr_end"])
     assert history[-1]["lr_end"] < 0.1 * history[0]["lr_end"]
+
+
+def test_early_head_gradient_scaling() -> None:
+    from exitspace.models import build_eenn
+    from exitspace.train.losses import scale_early_head_gradients
+
+    grads = {}
+    for scale in (1.0, 0.25):
+        torch.manual_seed(0)
+        model = build_eenn(backbone="small_cnn", head_types=["pool4_fc1"], input_size=16)
+        scale_early_head_gradients(model, scale)
+        out = model(torch.randn(4, 3, 16, 16))
+        (out[:, 0].sum() + out[:, -1].sum()).backward()  # first (early) head and the final head
+        grads[scale] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    stem = "backbone.stem.0.weight"
+    early_head = next(n for n in grads[1.0] if n.startswith("heads.A"))
+    assert torch.allclose(grads[0.25][early_head], grads[1.0][early_head])  # the head itself trains fully
+    assert not torch.allclose(grads[0.25][stem], grads[1.0][stem])
+    last_block = "backbone.blocks.3.0.weight"  # after the early head's block: only the final head reaches it
+    assert torch.allclose(grads[0.25][last_block], grads[1.0][last_block])

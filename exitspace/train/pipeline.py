@@ -30,7 +30,7 @@ from exitspace.models import EENN, EENNSpec, build_eenn
 from exitspace.train.checkpoint import state_dict_hash
 from exitspace.train.config import TrainConfig
 from exitspace.train.exit_table import ExitTable
-from exitspace.train.losses import head_loss_weights
+from exitspace.train.losses import head_loss_weights, scale_early_head_gradients
 from exitspace.train.progress import Reporter
 from exitspace.train.quant import (
     FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
@@ -130,7 +130,9 @@ def calibrate(model: nn.Module, loader: BatchLoader, batches: int) -> None:
 def build_float_model(config: TrainConfig, spec: EENNSpec) -> EENN:
     """A freshly initialised supernet (seeded)."""
     torch.manual_seed(config.runtime.seed)
-    return build_eenn(spec)
+    model = build_eenn(spec)
+    scale_early_head_gradients(model, config.loss.head_grad_scale)
+    return model
 
 
 def write_exit_table(model: EENN, loaders: dict[str, BatchLoader], path: Path, meta: dict[str, Any]) -> ExitTable:
@@ -204,6 +206,7 @@ def run_training(
             model, history = base, []
         else:
             model = build_eenn(spec)
+            scale_early_head_gradients(model, config.loss.head_grad_scale)
             model.load_state_dict(base.state_dict())
             quantize_model(model, pair)
             model = _to_layout(model, config)
