@@ -64,8 +64,9 @@ def pareto_figure(results: dict[str, Any], path: Path, split: str = "test") -> P
     if chosen is not None:
         x, y = 100 * chosen[split]["elp"] / ref_elp, 100 * chosen[split]["accuracy"]
         ax.scatter([x], [y], s=220, facecolors="none", edgecolors="black", linewidths=1.5, zorder=7)
-        ax.annotate(f"-{100 * head['elp_reduction']:.0f}% ELP", (x, y), textcoords="offset points", xytext=(8, 8),
-                    fontsize=9, weight="bold")
+        ax.annotate(f"-{100 * head['elp_reduction']:.0f}% ELP", (x, y), textcoords="offset points", xytext=(10, 12),
+                    fontsize=9, weight="bold", zorder=8,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85})
     ax.axhline(100 * (ref["accuracy"] - head.get("max_loss_points", 1.0) / 100), color="grey", lw=0.8, ls="--")
     ax.set_xlabel(f"ELP ({results['elp_definition']} definition), % of static {results['static_reference']} ({split})")
     ax.set_ylabel(f"top-1 accuracy, % ({split})")
