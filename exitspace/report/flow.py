@@ -162,9 +162,14 @@ def alignment_sweep(workload: Workload, system: System, backend: CostBackend, to
     layers = [layer.with_precision(Precision.uniform(8)) for layer in workload.backbone() if layer.op.is_mac]
     costs = backend.evaluate(layers, core)
     total = sum(c.energy_pj for c in costs)
-    ranked = sorted(zip(layers, costs), key=lambda lc: -lc[1].energy_pj)[:top]
+    groups: dict[tuple[Any, ...], list[tuple[Layer, LayerCost]]] = {}
+    for layer, cost in zip(layers, costs):  # layers of one shape behave alike: sweep one per shape
+        shape = (layer.op, layer.K, layer.C, layer.OY, layer.OX, layer.FY, layer.FX, layer.groups, layer.stride)
+        groups.setdefault(shape, []).append((layer, cost))
+    ranked = sorted(groups.values(), key=lambda g: -sum(c.energy_pj for _, c in g))[:top]
     out = []
-    for layer, cost in ranked:
+    for group in ranked:
+        layer = group[0][0]
         depthwise = layer.op == OpType.DEPTHWISE or (layer.groups == layer.K == layer.C and layer.groups > 1)
         values = [v for v in range(max(1, layer.K - span), layer.K + span + 1)]
         if depthwise:
@@ -176,7 +181,8 @@ def alignment_sweep(workload: Workload, system: System, backend: CostBackend, to
         out.append({
             "name": layer.name, "dim": "channels" if depthwise else "K", "actual": layer.K, "values": values,
             "energy_pj": [r.energy_pj for r in results], "latency_cycles": [r.latency_cycles for r in results],
-            "macs": [s.macs for s in swept], "share": cost.energy_pj / total if total else 0.0,
+            "macs": [s.macs for s in swept], "share": sum(c.energy_pj for _, c in group) / total if total else 0.0,
+            "same_shape": [other.name for other, _ in group[1:]],
             "spatial_utilization": [r.spatial_utilization for r in results],
         })
     array = compute[0].operational_array.sizes
@@ -185,9 +191,9 @@ def alignment_sweep(workload: Workload, system: System, backend: CostBackend, to
     return {
         "core": compute[0].name,
         "layers": out,
-        "note": (f"The {len(out)} backbone layers with the most energy at 8 bits on {compute[0].name} (on-chip "
-                 f"levels), swept over their output channels; steps show where the channel count stops filling the "
-                 f"MAC array's unrolled dimensions{'' if dims is None else f' ({dims})'}."),
+        "note": (f"The {len(out)} backbone layer shapes with the most energy at 8 bits on {compute[0].name} (on-chip "
+                 f"levels; layers of one shape counted together), swept over their output channels; steps show where "
+                 f"the channel count stops filling the MAC array's unrolled dimensions ({dims})."),
     }
 
 
