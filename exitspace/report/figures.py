@@ -111,10 +111,10 @@ def stage_cost_figure(designs: list[dict[str, Any]], path: Path) -> Path:
             ax_l.set_xticks(range(len(labels)), [f"{lab}\n{100 * r:.0f}%" for lab, r in zip(labels, ratios)], fontsize=8)
             ax_e.set_xticks(range(len(labels)), [f"{lab}\n{100 * r:.0f}%" for lab, r in zip(labels, ratios)], fontsize=8)
         ax_e.set_title(design["name"], fontsize=9, loc="left")
-        if row == 0:
-            ax_e.legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.suptitle("Per-stage cost (tick labels: exit and its test exit share)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.legend(handles, labels, loc="upper right", ncol=2, fontsize=7, frameon=False)
     return _save(fig, path)
 
 
