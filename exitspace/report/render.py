@@ -244,6 +244,15 @@ def to_html(blocks: list[Block], title: str) -> str:
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
+def dump_results(results: dict[str, Any]) -> str:
+    """JSON with one line per trial row (the trial table would otherwise take six lines per trial)."""
+    marker = "__TRIAL_ROWS__"
+    rows = results.get("trials", [])
+    text = json.dumps({**results, "trials": marker}, indent=1)
+    table = "[\n" + ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in rows) + "\n ]"
+    return text.replace(json.dumps(marker), table)
+
+
 def write_report(results: dict[str, Any], out_dir: Path, *, designs: int = 5, html_page: bool = True) -> dict[str, Path]:
     """Write results.json, figures, report.md and report.html into ``out_dir``; return the paths."""
     out_dir = Path(out_dir)
@@ -251,7 +260,7 @@ def write_report(results: dict[str, Any], out_dir: Path, *, designs: int = 5, ht
     fig_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     results_path = out_dir / "results.json"
-    results_path.write_text(json.dumps(results, indent=1))
+    results_path.write_text(dump_results(results))
     paths["results"] = results_path
     figs = {
         "pareto": figures.pareto_figure(results, fig_dir / "pareto.png"),

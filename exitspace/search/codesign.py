@@ -241,7 +241,7 @@ def run_codesign(
         test_scale = {o: static_ref.test[metric_key(o, s.elp)] for o in scale}
         mac = {
             "study": _study_info(mac_outcome),
-            "front": [e.to_dict() for e in mac_front],
+            "front": [{k: v for k, v in e.to_dict().items() if k not in ("stages", "extra")} for e in mac_front],
             "hypervolume_test": _front_hv(mac_front, s.objectives, s.elp, test_scale, s.hv_reference),
         }
 
