@@ -77,7 +77,11 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None)
         "",
         accuracy_markdown(summary, "val"),
         "",
-        f"Produced by `exitspace train-export {run_dir} {out_dir}`.",
+        (f"The exit tables here keep only the head types {heads} (to keep them small); the run directory has all."
+         if heads else "The exit tables here hold every head."),
+        "",
+        f"Produced by `exitspace train-export {run_dir} {out_dir}"
+        + (f" --heads {','.join(heads)}" if heads else "") + "`.",
         "",
     ]
     (out_dir / "results.md").write_text("\n".join(text))
