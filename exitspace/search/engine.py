@@ -349,10 +349,10 @@ def pareto_front(results: list[TrialResult], objectives: list[str]) -> list[Tria
     sign = np.array([-1.0 if name == "accuracy" else 1.0 for name in objectives])
     points = np.array([r.values for r in feasible], dtype=float) * sign
     keep = _non_dominated(points)
-    front: dict[str, TrialResult] = {}
+    front: dict[Design, TrialResult] = {}
     for index in np.flatnonzero(keep):
         result = feasible[int(index)]
-        front.setdefault(result.evaluation.design.name, result)
+        front.setdefault(result.evaluation.design, result)
     return sorted(front.values(), key=lambda r: -r.evaluation.val["accuracy"])
 
 

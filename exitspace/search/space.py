@@ -29,6 +29,11 @@ def parse_pair(text: str) -> PrecisionPair:
     return (a, b)
 
 
+def short_head(head: str) -> str:
+    """``pool4_fc2`` -> ``fc2``, ``gap_fc`` -> ``gap`` (for names and tables)."""
+    return head.removeprefix("pool4_").removesuffix("_fc") or head
+
+
 @dataclass(frozen=True)
 class Design:
     """One early-exit design.
@@ -63,10 +68,11 @@ class Design:
 
     @property
     def name(self) -> str:
-        """Short readable name, e.g. ``A,F,K@0.85 8/8 wait greedy``."""
+        """Short readable name, e.g. ``A:fc1,F:fc2,K:gap@0.85 8/8 wait greedy`` (head types shortened)."""
         shared = len(set(self.thresholds)) <= 1
         thr = f"{self.thresholds[0]:.2f}" if self.thresholds and shared else "/".join(f"{t:.2f}" for t in self.thresholds)
-        label = ",".join(self.labels) + (f"@{thr}" if self.thresholds else "")
+        heads = dict(self.heads)
+        label = ",".join(f"{lab}:{short_head(heads[lab])}" for lab in self.labels) + (f"@{thr}" if self.thresholds else "")
         return f"{label} {pair_name(self.precision)} {self.policy} {self.allocation}"
 
     @property
