@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.config)
-    pairs = [(int(a), int(b)) for a, b in config.search.space.precision_pairs]
+    pairs = [(int(a), int(b)) for a, b in config.search.space.precision_pairs or [(8, 8), (8, 4), (4, 8), (4, 4)]]
     found = find_tables(config.resolve_path(config.exit_tables.dir))
     if all(p in found for p in pairs):
         tables = {p: ExitTable.load(found[p]) for p in pairs}

@@ -90,7 +90,9 @@ class SpaceConfig(_Strict):
 
     exits: list[str] | None = Field(None, description="candidate early-exit labels (final exit always on)")
     head_types: list[str] | None = None
-    precision_pairs: list[PrecisionPair] = Field(default_factory=lambda: [(8, 8)])
+    precision_pairs: list[PrecisionPair] | None = Field(
+        default_factory=lambda: [(8, 8)], description="null: every quantized pair that has an exit table"
+    )
     thresholds: ThresholdSpace = ThresholdSpace()
     confidence: Literal["max_softmax", "entropy", "margin"] = "max_softmax"
     policies: list[Literal["wait", "overlap"]] = Field(default_factory=lambda: ["wait"])
@@ -100,7 +102,9 @@ class SpaceConfig(_Strict):
 
     @field_validator("precision_pairs")
     @classmethod
-    def _pairs(cls, pairs: list[PrecisionPair]) -> list[PrecisionPair]:
+    def _pairs(cls, pairs: list[PrecisionPair] | None) -> list[PrecisionPair] | None:
+        if pairs is None:
+            return None
         if not pairs:
             raise ValueError("give at least one [backbone bits, exit bits] pair, e.g. [[8, 8]]")
         for pair in pairs:

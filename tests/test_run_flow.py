@@ -145,3 +145,21 @@ def test_alignment_sweep_on_the_quad_core() -> None:
     assert all(e > 0 for e in big["energy_pj"]) and big["share"] > dw["share"] > 0
     per_mac = [c / m for c, m in zip(big["latency_cycles"], big["macs"])]
     assert any(b > a * 1.01 for a, b in zip(per_mac, per_mac[1:]))  # a step where K stops filling the array
+
+
+def test_null_precision_pairs_take_every_quantized_table(tmp_path: Path) -> None:
+    from test_search_fixtures import synthetic_table
+
+    from exitspace.config import parse_config
+    from exitspace.report.flow import Phases, obtain_tables
+
+    for pair in ((32, 32), (8, 8), (4, 8)):
+        synthetic_table(n=20, pair=pair).save(tmp_path / "tables" / f"t_{pair[0]}_{pair[1]}.npz")
+    config = parse_config({"exit_tables": {"dir": str(tmp_path / "tables")},
+                           "search": {"space": {"precision_pairs": None}}})
+    tables, origin = obtain_tables(config, tmp_path / "run", Phases(), allow_train=False)
+    assert sorted(tables) == [(4, 8), (8, 8)] and origin.startswith("committed")
+    config = parse_config({"exit_tables": {"dir": str(tmp_path / "tables")},
+                           "search": {"space": {"precision_pairs": [[8, 4]]}}})
+    with pytest.raises(Exception, match=r"exit tables for \['8/4'\] not found"):
+        obtain_tables(config, tmp_path / "run", Phases(), allow_train=False)

@@ -83,9 +83,16 @@ def find_tables(directory: Path | None) -> dict[PrecisionPair, Path]:
     return found
 
 
-def needed_pairs(config: RunConfig) -> list[PrecisionPair]:
-    """Precision pairs the search needs tables for."""
-    return [(int(a), int(b)) for a, b in config.search.space.precision_pairs]
+def needed_pairs(config: RunConfig) -> list[PrecisionPair] | None:
+    """Precision pairs the search needs tables for; None: every quantized pair that has a table."""
+    pairs = config.search.space.precision_pairs
+    return None if pairs is None else [(int(a), int(b)) for a, b in pairs]
+
+
+def _covering(found: dict[PrecisionPair, Path], pairs: list[PrecisionPair] | None) -> list[PrecisionPair]:
+    if pairs is None:
+        return [p for p in found if p != (32, 32)]
+    return pairs if all(p in found for p in pairs) else []
 
 
 def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train: bool = True) -> tuple[dict[PrecisionPair, ExitTable], str]:
@@ -94,12 +101,14 @@ def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train:
     committed_dir = config.resolve_path(config.exit_tables.dir)
     for directory, origin in ((committed_dir, "committed"), (run_dir / "train", "trained in this run")):
         found = find_tables(directory)
-        if all(p in found for p in pairs):
-            return {p: ExitTable.load(found[p]) for p in pairs}, f"{origin}: {directory}"
+        use = _covering(found, pairs)
+        if use:
+            return {p: ExitTable.load(found[p]) for p in use}, f"{origin}: {directory}"
+    wanted = "every quantized pair" if pairs is None else str([pair_name(p) for p in pairs])
     train_path = config.resolve_path(config.exit_tables.fallback_train or config.train.config)
     if not allow_train:
         raise CheckpointError(
-            f"exit tables for {[pair_name(p) for p in pairs]} not found in {committed_dir} or {run_dir / 'train'}; "
+            f"exit tables for {wanted} not found in {committed_dir} or {run_dir / 'train'}; "
             "run `exitspace run` (which trains) or set exit_tables.dir"
         )
     if train_path is None:
@@ -121,14 +130,14 @@ def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train:
             node[last] = value
         train_config = parse_train_config(data, f"{config.source}: train.overrides")
     phases.start("train", None)
-    phases.log(f"training {train_path.name} for pairs {[pair_name(p) for p in pairs]} (resumes from {run_dir / 'train'})")
-    run_training(train_config, run_dir / "train", pairs=[f"{a}/{b}" for a, b in pairs])
+    phases.log(f"training {train_path.name} for {wanted} (resumes from {run_dir / 'train'})")
+    run_training(train_config, run_dir / "train", pairs=None if pairs is None else [f"{a}/{b}" for a, b in pairs])
     phases.done("train")
     found = find_tables(run_dir / "train")
-    missing = [p for p in pairs if p not in found]
-    if missing:
-        raise CheckpointError(f"training finished without exit tables for {[pair_name(p) for p in missing]}")
-    return {p: ExitTable.load(found[p]) for p in pairs}, f"trained in this run: {run_dir / 'train'}"
+    use = _covering(found, pairs)
+    if not use:
+        raise CheckpointError(f"training finished without exit tables for {wanted}; check {run_dir / 'train'}")
+    return {p: ExitTable.load(found[p]) for p in use}, f"trained in this run: {run_dir / 'train'}"
 
 
 def obtain_workload(table: ExitTable, run_dir: Path) -> Workload:

@@ -181,7 +181,10 @@ class DesignSpace:
                     )
                 types = kept
             head_types[label] = types
-        pairs = tuple((int(a), int(b)) for a, b in config.precision_pairs)
+        if config.precision_pairs is None:
+            pairs = tuple(p for p in available.precision_pairs if p != (32, 32)) or available.precision_pairs
+        else:
+            pairs = tuple((int(a), int(b)) for a, b in config.precision_pairs)
         missing = [p for p in pairs if p not in available.precision_pairs]
         if missing:
             raise ConfigError(
