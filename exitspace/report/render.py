@@ -145,6 +145,9 @@ def build_blocks(results: dict[str, Any], figs: dict[str, Path], designs: int) -
     where = [f"{k.replace('_', ' ')}: {results[k]}" for k in ("hardware", "cost_backend", "exit_tables") if results.get(k)]
     if where:
         blocks.append(("p", "; ".join(where) + "."))
+    note = (results.get("config") or {}).get("report", {}).get("note")
+    if note:
+        blocks.append(("p", f"Note: {note.strip()}"))
     blocks.append(("h2", "What was found"))
     for line in summary_text(results):
         blocks.append(("p", line))
