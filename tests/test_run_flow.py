@@ -158,7 +158,7 @@ def test_null_precision_pairs_take_every_quantized_table(tmp_path: Path) -> None
     config = parse_config({"exit_tables": {"dir": str(tmp_path / "tables")},
                            "search": {"space": {"precision_pairs": None}}})
     tables, origin = obtain_tables(config, tmp_path / "run", Phases(), allow_train=False)
-    assert sorted(tables) == [(4, 8), (8, 8)] and origin.startswith("committed")
+    assert sorted(tables) == [(4, 8), (8, 8)] and origin.startswith("exit_tables.dir")
     config = parse_config({"exit_tables": {"dir": str(tmp_path / "tables")},
                            "search": {"space": {"precision_pairs": [[8, 4]]}}})
     with pytest.raises(Exception, match=r"exit tables for \['8/4'\] not found"):

@@ -99,7 +99,7 @@ def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train:
     """Committed tables when they cover every needed pair; else train (or resume training) in the run dir."""
     pairs = needed_pairs(config)
     committed_dir = config.resolve_path(config.exit_tables.dir)
-    for directory, origin in ((committed_dir, "committed"), (run_dir / "train", "trained in this run")):
+    for directory, origin in ((committed_dir, "exit_tables.dir"), (run_dir / "train", "trained in this run")):
         found = find_tables(directory)
         use = _covering(found, pairs)
         if use:
