@@ -215,7 +215,9 @@ def run_training(
                 calibrate(model, loaders["train"], config.qat.calibration_batches)
             history = run_phase(f"qat {key}", model, loaders["train"], loaders["val"], phase_dir,
                                 _qat_settings(config, model), reporter, stop_after_steps)
-        table = write_exit_table(model, loaders, table_path, {**meta_base, "precision_pair": list(pair)})
+        qat_meta = {} if pair == (FLOAT_BITS, FLOAT_BITS) else {
+            "qat": {"epochs": config.qat.epochs, "lr": config.qat.lr, "freeze_bn": config.qat.freeze_bn}}
+        table = write_exit_table(model, loaders, table_path, {**meta_base, "precision_pair": list(pair), **qat_meta})
         summary["pairs"][key] = {"exit_table": str(table_path.relative_to(run_dir)), "model_hash": table.meta["model_hash"],
                                  "accuracy": table.meta["accuracy"], "qat_history": history}
         test_acc = table.meta["accuracy"]["test"]
