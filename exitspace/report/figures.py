@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 PAIR_COLOURS = {"FP32/FP32": "#7f7f7f", "8/8": "#1f77b4", "8/4": "#2ca02c", "4/8": "#d62728", "4/4": "#9467bd"}
 DPI = 130
@@ -77,7 +78,13 @@ def pareto_figure(results: dict[str, Any], path: Path, split: str = "test") -> P
     marked += [100 * e[split]["elp"] / ref_elp for e in paper + list(mac.get("front") or [])]
     right = 1.15 * max(marked + [100.0])
     hidden = sum(1 for r in rows if 100 * r[elp_i] / ref_elp > right)
-    ax.set_xlim(0, right)
+    left = 0.8 * min(m for m in marked if m > 0)
+    if right / left > 15:  # a wide range: log scale keeps the front readable
+        ax.set_xscale("log")
+        ax.set_xlim(left, right)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    else:
+        ax.set_xlim(0, right)
     if hidden:
         ax.text(0.01, 0.01, f"{hidden} trials beyond {right:.0f}% not shown", transform=ax.transAxes, ha="left",
                 va="bottom", fontsize=7, color="grey")

@@ -89,9 +89,13 @@ def summary_text(results: dict[str, Any]) -> list[str]:
         )
         best_mac = _best_within(mac["front"], statics[ref]["test"]["accuracy"], head["max_loss_points"] / 100)
         if best_mac is not None and "elp_reduction" in head:
+            change = 1 - best_mac["test"]["elp"] / statics[ref]["test"]["elp"]
+            verb = f"cuts the ELP by {_pct(change)}" if change >= 0 else f"raises the ELP by {_pct(-change)}"
+            worse = change < head["elp_reduction"] - 0.05
             lines.append(
-                f"Within the same accuracy loss on test, the MAC-proxy front's best design cuts ELP by "
-                f"{_pct(1 - best_mac['test']['elp'] / statics[ref]['test']['elp'])} ({best_mac['name']})."
+                f"Within the same accuracy loss on test, the MAC-proxy front's lowest-ELP design {verb} against the "
+                f"static {ref} network ({best_mac['name']})"
+                + (f", against -{_pct(head['elp_reduction'])} for the hardware-aware search." if worse else ".")
             )
     paper = results.get("paper_designs") or []
     if paper:
