@@ -21,7 +21,6 @@ Backend results are cached per (layer, core, backend name, backend version) in a
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from exitspace.cost.base import CostBackend, LayerCost
+from exitspace.cost.cache import core_hash
 from exitspace.errors import ConfigError
 from exitspace.hardware.model import Core, CoreKind, MemoryLevel, System
 from exitspace.workload.layer import Layer, OpType, Workload
@@ -126,10 +126,6 @@ def eligible_cores(layer: Layer, system: System) -> list[int]:
     return found
 
 
-def _fingerprint(core: Core) -> str:
-    return hashlib.sha1(core.model_dump_json().encode()).hexdigest()[:16]
-
-
 @dataclass
 class LayerCostCache:
     """In-memory cache of backend results keyed by (layer, core fingerprint, backend name, version)."""
@@ -140,7 +136,7 @@ class LayerCostCache:
 
     def costs(self, layers: Sequence[Layer], core: Core, backend: CostBackend) -> list[LayerCost]:
         """Costs of ``layers`` on ``core``; only the missing ones go to the backend (one batched call)."""
-        fp = _fingerprint(core)
+        fp = core_hash(core)
         keys = [(layer, fp, backend.name, backend.version) for layer in layers]
         missing = [layer for layer, key in zip(layers, keys) if key not in self.entries]
         self.hits += len(layers) - len(missing)
