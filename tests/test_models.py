@@ -154,3 +154,29 @@ def test_subnet_shares_weights_and_keeps_paper_letters() -> None:
     assert early(x).shape == (2, 1, 10)
     with pytest.raises(ConfigError, match="Z:pool4_fc1"):
         supernet.subnet(["Z:pool4_fc1"])
+
+
+def test_shared_pooling_changes_nothing_but_speed() -> None:
+    torch.manual_seed(0)
+    model = build_eenn(backbone="resnet20", head_types=["pool4_fc1", "pool4_fc2", "gap_fc"])
+    x = torch.randn(2, 3, 32, 32)
+    results = []
+    for share in (False, True):
+        model.zero_grad()
+        model.share_pooling = share
+        out = model(x)
+        out.square().sum().backward()
+        results.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (out_a, grads_a), (out_b, grads_b) = results
+    assert torch.equal(out_a, out_b)
+    for name, grad in grads_a.items():  # equal up to summation order
+        assert (grad - grads_b[name]).abs().max() <= 1e-5 * max(1.0, grad.abs().max().item()), name
+
+
+def test_traced_workload_keeps_one_pool_per_head() -> None:
+    from exitspace.workload.from_torch import workload_from_torch
+
+    model = build_eenn(backbone="resnet20", head_types=["pool4_fc1", "pool4_fc2"], candidates=[0])
+    layers = workload_from_torch(model, torch.randn(1, 3, 32, 32)).layers
+    pools = sorted(layer.exit for layer in layers if layer.name.endswith(".pool"))
+    assert pools == ["A:pool4_fc1", "A:pool4_fc2", "B:pool4_fc1", "B:pool4_fc2"]  # sharing is off by default

@@ -18,6 +18,24 @@ class BlockInfo:
     stride: int
 
 
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by a constant in backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``x`` unchanged in forward; its gradient times ``scale`` in backward (no-op at 1)."""
+    return x if scale == 1.0 else _ScaleGradient.apply(x, scale)
+
+
 def round_channels(channels: float, divisor: int = 8) -> int:
     """Round a (width-scaled) channel count to the nearest multiple of ``divisor``.
 

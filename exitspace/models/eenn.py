@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from torch import nn
 
 from exitspace.errors import ConfigError
-from exitspace.models.common import Backbone
-from exitspace.models.heads import build_head, check_head_type
+from exitspace.models.common import Backbone, scale_gradient
+from exitspace.models.heads import PoolFCHead, build_head, check_head_type
 from exitspace.models.registry import backbone_entry, build_backbone
 
 
@@ -150,7 +150,16 @@ class _Tagged(nn.Module):
 
 
 class EENN(_Tagged):
-    """Backbone + heads of every listed type at every candidate point and at the final point."""
+    """Backbone + heads of every listed type at every candidate point and at the final point.
+
+    Two training knobs leave the outputs unchanged: ``head_grad_scale`` multiplies the gradient that
+    early (non-final) heads send into the backbone, and ``share_pooling`` lets the pool4 heads of one
+    block reuse one max-pooled map (faster; off by default so that a traced workload keeps every
+    head's own pooling layer, as the hardware runs it).
+    """
+
+    head_grad_scale: float = 1.0
+    share_pooling: bool = False
 
     def __init__(self, spec: EENNSpec) -> None:
         super().__init__()
@@ -182,11 +191,29 @@ class EENN(_Tagged):
         """Logits of every head: ``[batch, len(head_keys), classes]``."""
         x = self.backbone.stem(x)
         outputs = []
+        last = max(self.head_blocks)
         for index, block in enumerate(self.backbone.blocks):
             x = block(x)
-            for name in self._heads_after.get(index, []):
-                outputs.append(self.heads[name](x))
+            names = self._heads_after.get(index, [])
+            if names:
+                features = x if index == last else scale_gradient(x, self.head_grad_scale)
+                outputs.extend(self._run_heads(names, features))
         return torch.stack(outputs, dim=1)
+
+    def _run_heads(self, names: Sequence[str], features: torch.Tensor) -> list[torch.Tensor]:
+        if not self.share_pooling:
+            return [self.heads[name](features) for name in names]
+        pooled: dict[Any, torch.Tensor] = {}
+        logits = []
+        for name in names:
+            head = self.heads[name]
+            if isinstance(head, PoolFCHead):
+                if head.pool_key not in pooled:
+                    pooled[head.pool_key] = head.pooled(features)
+                logits.append(head.classify(pooled[head.pool_key]))
+            else:
+                logits.append(head(features))
+        return logits
 
     def subnet(self, head_keys: Sequence[str]) -> "EENNSubnet":
         """A design cut from this supernet: the chosen heads only, sharing its weights (see EENNSubnet)."""

@@ -47,13 +47,24 @@ class PoolFCHead(nn.Module):
             self.act = nn.ReLU6(inplace=True)
             self.fc2 = nn.Linear(channels * 8, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pool is not None:
-            x = self.pool(x)
-        x = self.fc1(self.flatten(x))
+    @property
+    def pool_key(self) -> tuple[int, ...] | None:
+        """Identifies the pooling: heads with equal keys at one block can share one pooled map."""
+        return None if self.pool is None else (*self.pool.kernel_size, *self.pool.stride)  # type: ignore[misc]
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's max-pooled feature map (``x`` itself when it is already 4x4 or smaller)."""
+        return x if self.pool is None else self.pool(x)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits from the pooled map: flatten, then the linear layer(s)."""
+        x = self.fc1(self.flatten(pooled))
         if self.fc2 is not None:
             x = self.fc2(self.act(x))
         return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.pooled(x))
 
 
 class GapFCHead(nn.Module):

@@ -63,29 +63,13 @@ def eenn_loss(
     return (weights * per_head).sum(), per_head.detach()
 
 
-class _ScaleGradient(torch.autograd.Function):
-    """Identity forward; multiplies the gradient by a constant in backward."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return grad * ctx.scale, None
-
-
 def scale_early_head_gradients(model: torch.nn.Module, scale: float) -> None:
     """Multiply the gradient that each early (non-final) exit head sends into the backbone by ``scale``.
 
     The heads themselves train at full strength; only their pull on the shared features is damped,
-    which limits how much early exits cost the final exit. Needs ``model.heads`` (in ``head_keys``
-    order) and ``model.head_blocks``; a scale of 1 changes nothing.
+    which limits how much early exits cost the final exit. Needs an EENN (``head_grad_scale``); a
+    scale of 1 changes nothing.
     """
-    if scale == 1.0:
-        return
-    last = max(model.head_blocks)
-    for head, block in zip(model.heads.values(), model.head_blocks):
-        if block != last:
-            head.register_forward_pre_hook(lambda _module, args: (_ScaleGradient.apply(args[0], scale), *args[1:]))
+    if not hasattr(model, "head_grad_scale"):
+        raise ConfigError(f"loss.head_grad_scale: {type(model).__name__} has no early heads to scale; use an EENN")
+    model.head_grad_scale = float(scale)

@@ -130,8 +130,13 @@ def calibrate(model: nn.Module, loader: BatchLoader, batches: int) -> None:
 def build_float_model(config: TrainConfig, spec: EENNSpec) -> EENN:
     """A freshly initialised supernet (seeded)."""
     torch.manual_seed(config.runtime.seed)
-    model = build_eenn(spec)
+    return _training_knobs(build_eenn(spec), config)
+
+
+def _training_knobs(model: EENN, config: TrainConfig) -> EENN:
+    """Damp early-head gradients as configured and share pooling between pool4 heads (same outputs, faster)."""
     scale_early_head_gradients(model, config.loss.head_grad_scale)
+    model.share_pooling = True
     return model
 
 
@@ -205,8 +210,7 @@ def run_training(
         if pair == (FLOAT_BITS, FLOAT_BITS):
             model, history = base, []
         else:
-            model = build_eenn(spec)
-            scale_early_head_gradients(model, config.loss.head_grad_scale)
+            model = _training_knobs(build_eenn(spec), config)
             model.load_state_dict(base.state_dict())
             quantize_model(model, pair)
             model = _to_layout(model, config)
