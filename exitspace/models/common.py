@@ -66,6 +66,23 @@ def conv_bn_act(
     return nn.Sequential(*layers)
 
 
+def init_weights(module: nn.Module) -> None:
+    """He et al. (2015) normal init (fan-out, ReLU gain) for every conv; BatchNorm scale 1 and shift 0.
+
+    The usual init of CIFAR ResNets and MobileNetV2: it gives conv weights ~2.4x the norm of PyTorch's
+    default, hence a smaller effective step size early on, which matters in short schedules.
+    Linear layers keep PyTorch's default.
+    """
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d):
+            nn.init.kaiming_normal_(sub.weight, mode="fan_out", nonlinearity="relu")
+            if sub.bias is not None:
+                nn.init.zeros_(sub.bias)
+        elif isinstance(sub, nn.BatchNorm2d):
+            nn.init.ones_(sub.weight)
+            nn.init.zeros_(sub.bias)
+
+
 class Backbone(nn.Module):
     """A stem followed by an ordered list of blocks; heads may be mounted after any block.
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from torch import nn
 
 from exitspace.errors import ConfigError
-from exitspace.models.common import Backbone, scale_gradient
+from exitspace.models.common import Backbone, init_weights, scale_gradient
 from exitspace.models.heads import PoolFCHead, build_head, check_head_type
 from exitspace.models.registry import backbone_entry, build_backbone
 
@@ -176,6 +176,7 @@ class EENN(_Tagged):
             self.heads[name] = build_head(kind, channels, height, width, spec.num_classes)
             self._head_of_module[name] = (key, block)
             self._heads_after.setdefault(block, []).append(name)
+        init_weights(self)
 
     @property
     def head_keys(self) -> list[str]:
@@ -281,6 +282,7 @@ class PlainNet(_Tagged):
         head = build_head(kind, channels, height, width, spec.num_classes)
         self.heads = nn.ModuleDict({_module_name(self.head_key): head})
         self._head_of_module = {_module_name(self.head_key): (self.head_key, last)}
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[batch, classes]``."""
