@@ -30,6 +30,7 @@ from exitspace.search.evaluator import CodesignEvaluator
 from exitspace.search.space import DesignSpace, PrecisionPair, pair_name
 from exitspace.train.exit_table import ExitTable
 from exitspace.workload.layer import Layer, OpType, Precision, Workload
+from exitspace.pathnames import shown_path
 
 ALLOCATION_STRATEGIES = ("single", "round_robin", "greedy", "ga")
 
@@ -103,7 +104,7 @@ def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train:
         found = find_tables(directory)
         use = _covering(found, pairs)
         if use:
-            return {p: ExitTable.load(found[p]) for p in use}, f"{origin}: {directory}"
+            return {p: ExitTable.load(found[p]) for p in use}, f"{origin}: {shown_path(directory)}"
     wanted = "every quantized pair" if pairs is None else str([pair_name(p) for p in pairs])
     train_path = config.resolve_path(config.exit_tables.fallback_train or config.train.config)
     if not allow_train:
@@ -137,7 +138,7 @@ def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train:
     use = _covering(found, pairs)
     if not use:
         raise CheckpointError(f"training finished without exit tables for {wanted}; check {run_dir / 'train'}")
-    return {p: ExitTable.load(found[p]) for p in use}, f"trained in this run: {run_dir / 'train'}"
+    return {p: ExitTable.load(found[p]) for p in use}, f"trained in this run: {shown_path(run_dir / 'train')}"
 
 
 def obtain_workload(table: ExitTable, run_dir: Path) -> Workload:

@@ -35,6 +35,7 @@ from exitspace.search.evaluation import Evaluation, Evaluator
 from exitspace.search.hypervolume import hypervolume, hypervolume_curve, normalise, reference_point
 from exitspace.search.objectives import build_constraints, explain_infeasible, metric_key, violations
 from exitspace.search.space import Design, DesignSpace, PrecisionPair, pair_name
+from exitspace.pathnames import shown_path, shown_storage
 
 RESULTS_FORMAT = "exitspace.results"
 RESULTS_VERSION = 1
@@ -269,7 +270,7 @@ def run_codesign(
         "format": RESULTS_FORMAT,
         "version": RESULTS_VERSION,
         "name": config.name,
-        "config": config.model_dump(mode="json"),
+        "config": {**config.model_dump(mode="json"), "source": shown_path(config.source) if config.source else None},
         "backbone": inputs.backbone,
         "space": {
             "candidate_exits": list(space.candidates), "final_exit": space.final,
@@ -325,7 +326,7 @@ def _study_info(outcome: SearchOutcome) -> dict[str, Any]:
         storage = f"{scheme}://***@{rest.split('@', 1)[1]}"
     return {
         "name": outcome.study_name,
-        "storage": storage,
+        "storage": shown_storage(storage),
         "trials": len(outcome.trials),
         "feasible": len(outcome.feasible),
         "new_trials": outcome.new_trials,
