@@ -176,3 +176,16 @@ def test_early_head_gradient_scaling() -> None:
     assert not torch.allclose(grads[0.25][stem], grads[1.0][stem])
     last_block = "backbone.blocks.3.0.weight"  # after the early head's block: only the final head reaches it
     assert torch.allclose(grads[0.25][last_block], grads[1.0][last_block])
+
+
+def test_failed_compile_falls_back_to_eager_with_one_log_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", lambda model: Broken())
+    eager = run_training(_config(), tmp_path / "eager", reporter=_quiet(tmp_path / "eager"))
+    fallback = run_training(_config(runtime={"compile": True}), tmp_path / "c", reporter=_quiet(tmp_path / "c"))
+    assert fallback["pairs"]["32/32"]["model_hash"] == eager["pairs"]["32/32"]["model_hash"]  # same training
+    log = (tmp_path / "c" / "train.log").read_text()
+    assert "torch.compile failed (RuntimeError: no C++ compiler found); training eagerly" in log

@@ -73,6 +73,10 @@ class RuntimeConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="torch threads; None = all cores")
     bf16: bool = Field(True, description="bf16 autocast for training steps (evaluation stays float32)")
     channels_last: bool = True
+    compile: bool = Field(
+        False, description="torch.compile the float training step (needs a C++ compiler; minutes to compile, "
+        "then ~1.7x faster on CPU); falls back to eager with a warning if compiling fails"
+    )
     eval_batch_size: int = Field(500, ge=1)
     log_every: int = Field(50, ge=1, description="steps between log lines when not on a terminal")
 

@@ -90,7 +90,7 @@ def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
         epochs=o.epochs, make_optimizer=_sgd(o.lr, o.momentum, o.nesterov, o.weight_decay), make_scheduler=scheduler,
         weights=head_loss_weights(model.head_blocks, loss.weights), final_mask=_final_mask(model),
         label_smoothing=o.label_smoothing, distill_weight=loss.distill_weight,
-        distill_temperature=loss.distill_temperature, bf16=config.runtime.bf16,
+        distill_temperature=loss.distill_temperature, bf16=config.runtime.bf16, compile=config.runtime.compile,
     )
 
 
@@ -103,6 +103,7 @@ def _qat_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
     q, o, loss = config.qat, config.optim, config.loss
     settings = _float_settings(config, model)
     settings.epochs = q.epochs
+    settings.compile = False  # a few QAT epochs do not repay a compile
     settings.make_optimizer = _sgd(q.lr, o.momentum, o.nesterov, q.weight_decay)
     settings.make_scheduler = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     settings.train_mode_hook = freeze_batchnorm if q.freeze_bn else None

@@ -40,6 +40,7 @@ class PhaseSettings:
     bf16: bool = True
     train_mode_hook: Callable[[nn.Module], None] | None = None  # e.g. freeze BN in QAT
     eval_hook: Callable[[nn.Module, bool], None] | None = None  # (model, evaluating) e.g. freeze observers
+    compile: bool = False  # torch.compile the training step's model (evaluation and checkpoints stay eager)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,6 +93,12 @@ def train_step(
     return logits, loss
 
 
+def _compiled(model: nn.Module, reporter: Reporter, name: str) -> nn.Module:
+    """``torch.compile(model)``, sharing its parameters; compiling happens at the first step."""
+    reporter.log(f"{name}: compiling the training step with torch.compile (the first step takes minutes)")
+    return torch.compile(model)  # type: ignore[return-value]
+
+
 def run_phase(
     name: str,
     model: nn.Module,
@@ -134,6 +141,7 @@ def run_phase(
                 scheduler.step()
             reporter.log(f"{name}: schedule rescaled from {saved_epochs} to {settings.epochs} epochs at epoch {start_epoch}")
     steps_done = 0
+    step_model = _compiled(model, reporter, name) if settings.compile and start_epoch < settings.epochs else model
     for epoch in range(start_epoch, settings.epochs):
         model.train()
         if settings.train_mode_hook is not None:
@@ -142,7 +150,15 @@ def run_phase(
         started = time.perf_counter()
         task = reporter.start_epoch(f"{name} {epoch + 1}/{settings.epochs}", steps_per_epoch)
         for step, (x, y) in enumerate(train_loader.epoch(epoch)):
-            logits, loss = train_step(model, optimizer, scheduler, x, y, settings)
+            try:
+                logits, loss = train_step(step_model, optimizer, scheduler, x, y, settings)
+            except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
+                if step_model is model or steps_done:
+                    raise
+                reporter.log(f"{name}: torch.compile failed ({type(exc).__name__}: {str(exc).strip()[:120]}); "
+                             "training eagerly (set runtime.compile: false to skip the attempt)")
+                step_model = model
+                logits, loss = train_step(model, optimizer, scheduler, x, y, settings)
             with torch.no_grad():
                 loss_sum += loss.detach() * y.shape[0]
                 correct += (logits[:, -1].argmax(-1) == y).sum()
