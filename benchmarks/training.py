@@ -12,7 +12,9 @@ All in one process, on random 32x32 batches (data loading excluded), medians of 
   framework overhead = this / the framework's step;
 - ``backbone_plain_loop``: the same backbone with only the final head (``build_plain``): what the heads cost;
 - ``qat_8_8`` / ``qat_4_4``: the framework step on the fake-quantized EENN;
-- ``eenn_framework_fp32``: the framework step without bf16 autocast (what autocast buys).
+- ``eenn_framework_fp32``: the framework step without bf16 autocast (what autocast buys);
+- ``*_compiled``: the same steps on ``torch.compile``d models (``runtime.compile``; first-step compile
+  seconds recorded; skip with ``--no-compile``).
 Ratios are of images per second within this run. The load average is recorded: other jobs skew figures.
 """
 
@@ -61,6 +63,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile cases")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "training.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -77,7 +80,8 @@ def main() -> None:
             quantize_model(model, pair)
         return model.to(memory_format=torch.channels_last).train()
 
-    def framework_step(model: torch.nn.Module, use_bf16: bool | None = None) -> Callable[[], None]:
+    def framework_step(model: torch.nn.Module, use_bf16: bool | None = None, compiled: bool = False) -> Callable[[], None]:
+        step_model = torch.compile(model) if compiled else model
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
         last = max(model.head_blocks)
@@ -87,14 +91,15 @@ def main() -> None:
             final_mask=torch.tensor([b == last for b in model.head_blocks]), distill_weight=0.5,
             bf16=bf16 if use_bf16 is None else use_bf16,
         )
-        return lambda: (train_step(model, optimizer, scheduler, x, y, settings), None)[1]
+        return lambda: (train_step(step_model, optimizer, scheduler, x, y, settings), None)[1]
 
-    def plain_step(model: torch.nn.Module) -> Callable[[], None]:
+    def plain_step(model: torch.nn.Module, compiled: bool = False) -> Callable[[], None]:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        step_model = torch.compile(model) if compiled else model
 
         def step() -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = model(x)
+                out = step_model(x)
             out = out.float()
             loss = F.cross_entropy(out.transpose(1, 2), y[:, None].expand(-1, out.shape[1])) if out.dim() == 3 \
                 else F.cross_entropy(out, y)
@@ -116,9 +121,18 @@ def main() -> None:
         "qat_4_4": framework_step(eenn((4, 4))),
         "eenn_framework_fp32": framework_step(eenn(), use_bf16=False),
     }
+    if not args.no_compile:
+        cases["eenn_framework_compiled"] = framework_step(eenn(), compiled=True)
+        plain_copy = build_plain({"backbone": args.backbone, "head_types": heads})
+        plain_copy.load_state_dict(plain_model.state_dict())
+        cases["backbone_plain_loop_compiled"] = plain_step(plain_copy.to(memory_format=torch.channels_last).train(),
+                                                           compiled=True)
     results = {}
     for name, step in cases.items():
-        results[name] = _measure(step, args.steps, args.repeats, args.batch)
+        started = time.perf_counter()
+        step()  # compiles, for the compiled cases
+        first_step_s = time.perf_counter() - started
+        results[name] = {**_measure(step, args.steps, args.repeats, args.batch), "first_step_s": first_step_s}
         print(f"{name}: {results[name]['images_per_s_median']:.0f} img/s", flush=True)
     rate = {k: v["images_per_s_median"] for k, v in results.items()}
     report = {
@@ -137,6 +151,12 @@ def main() -> None:
             "qat_8_8_vs_float": rate["qat_8_8"] / rate["eenn_framework"],
             "qat_4_4_vs_float": rate["qat_4_4"] / rate["eenn_framework"],
             "bf16_autocast_speedup": rate["eenn_framework"] / rate["eenn_framework_fp32"],
+            **({} if args.no_compile else {
+                "compile_speedup_eenn": rate["eenn_framework_compiled"] / rate["eenn_framework"],
+                "eenn_compiled_vs_backbone_plain_loop": rate["eenn_framework_compiled"] / rate["backbone_plain_loop"],
+                "eenn_compiled_vs_backbone_plain_loop_compiled":
+                    rate["eenn_framework_compiled"] / rate["backbone_plain_loop_compiled"],
+            }),
         },
         "target": "issue 3: EENN framework step within 10% of a plain loop on the backbone without heads "
                   "(eenn_framework_vs_backbone_plain_loop >= 0.9)",

@@ -155,7 +155,8 @@ def run_phase(
             except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
                 if step_model is model or steps_done:
                     raise
-                reporter.log(f"{name}: torch.compile failed ({type(exc).__name__}: {str(exc).strip()[:120]}); "
+                first_line = (str(exc).strip().splitlines() or [""])[0][:120]
+                reporter.log(f"{name}: torch.compile failed ({type(exc).__name__}: {first_line}); "
                              "training eagerly (set runtime.compile: false to skip the attempt)")
                 step_model = model
                 logits, loss = train_step(model, optimizer, scheduler, x, y, settings)
