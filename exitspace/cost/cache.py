@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from exitspace.cost.base import CostBackend, LayerCost
-from exitspace.errors import DataError
+from exitspace.errors import ConfigError, DataError
 from exitspace.hardware.model import Core
 from exitspace.workload.layer import Layer
 
@@ -125,6 +125,8 @@ def cached_evaluate(
     missing = [i for i, c in enumerate(costs) if c is None]
     if missing:
         fresh = backend.evaluate([layers[i] for i in missing], core)
+        if len(fresh) != len(missing):
+            raise ConfigError(f"cost backend {backend.name!r}: returned {len(fresh)} costs for {len(missing)} layers")
         cache.put_many([layers[i] for i in missing], fresh, core, backend)
         for i, cost in zip(missing, fresh):
             costs[i] = cost

@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from exitspace.cost.base import CostBackend, LayerCost
-from exitspace.cost.cache import core_hash
+from exitspace.cost.cache import CostCache, cached_evaluate
 from exitspace.errors import ConfigError
 from exitspace.hardware.model import Core, CoreKind, MemoryLevel, System
 from exitspace.workload.layer import Layer, OpType, Workload
@@ -126,30 +126,16 @@ def eligible_cores(layer: Layer, system: System) -> list[int]:
     return found
 
 
-@dataclass
-class LayerCostCache:
-    """In-memory cache of backend results keyed by (layer, core fingerprint, backend name, version)."""
+class LayerCostCache(CostCache):
+    """The mapper's in-memory cost cache: a :class:`CostCache` without a file (layers of one shape,
+    precision and core share one entry); ``exitspace run`` passes its on-disk cache instead."""
 
-    entries: dict[tuple[Layer, str, str, str], LayerCost] = field(default_factory=dict)
-    hits: int = 0
-    misses: int = 0
+    def __init__(self) -> None:
+        super().__init__(None)
 
     def costs(self, layers: Sequence[Layer], core: Core, backend: CostBackend) -> list[LayerCost]:
         """Costs of ``layers`` on ``core``; only the missing ones go to the backend (one batched call)."""
-        fp = core_hash(core)
-        keys = [(layer, fp, backend.name, backend.version) for layer in layers]
-        missing = [layer for layer, key in zip(layers, keys) if key not in self.entries]
-        self.hits += len(layers) - len(missing)
-        self.misses += len(missing)
-        if missing:
-            results = backend.evaluate(missing, core)
-            if len(results) != len(missing):
-                raise ConfigError(
-                    f"cost backend {backend.name!r}: returned {len(results)} costs for {len(missing)} layers"
-                )
-            for layer, cost in zip(missing, results):
-                self.entries[(layer, fp, backend.name, backend.version)] = cost
-        return [self.entries[key] for key in keys]
+        return cached_evaluate(backend, layers, core, self)
 
 
 DEFAULT_CACHE = LayerCostCache()
