@@ -37,6 +37,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from exitspace.models import build_eenn, build_plain  # noqa: E402
+from exitspace.models.common import keep_depthwise_in_float  # noqa: E402
 from exitspace.train.losses import head_loss_weights  # noqa: E402
 from exitspace.train.quant import quantize_model  # noqa: E402
 from exitspace.train.trainer import PhaseSettings, train_step  # noqa: E402
@@ -76,6 +77,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_eenn(backbone=args.backbone, head_types=heads)
         model.share_pooling = share_pooling  # as `exitspace train` runs it
+        keep_depthwise_in_float(model)  # likewise (no-op without depthwise convs)
         if pair is not None:
             quantize_model(model, pair)
         return model.to(memory_format=torch.channels_last).train()

@@ -180,3 +180,19 @@ def test_traced_workload_keeps_one_pool_per_head() -> None:
     layers = workload_from_torch(model, torch.randn(1, 3, 32, 32)).layers
     pools = sorted(layer.exit for layer in layers if layer.name.endswith(".pool"))
     assert pools == ["A:pool4_fc1", "A:pool4_fc2", "B:pool4_fc1", "B:pool4_fc2"]  # sharing is off by default
+
+
+def test_depthwise_convs_kept_in_float_under_autocast() -> None:
+    from exitspace.models.common import keep_depthwise_in_float
+
+    torch.manual_seed(0)
+    model = build_eenn(backbone="mobilenetv2_cifar", width=0.25, head_types=["pool4_fc1"], candidates=[]).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+        patched = keep_depthwise_in_float(model)
+        assert patched == model.backbone.num_blocks  # one depthwise conv per inverted-residual block
+        assert torch.equal(model(x), before)  # float32 without autocast: the very same computation
+        depthwise = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert depthwise(torch.randn(1, depthwise.in_channels, 8, 8)).dtype == torch.float32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,29 @@ class _ScaleGradient(torch.autograd.Function):
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     """``x`` unchanged in forward; its gradient times ``scale`` in backward (no-op at 1)."""
     return x if scale == 1.0 else _ScaleGradient.apply(x, scale)
+
+
+def _float_depthwise_forward(self: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return self._conv_forward(x.float(), self.weight, self.bias)
+    return self._conv_forward(x, self.weight, self.bias)
+
+
+def keep_depthwise_in_float(model: nn.Module) -> int:
+    """Run every depthwise conv of ``model`` in float32 under CPU autocast; returns how many.
+
+    PyTorch's bf16 CPU depthwise kernels run 1.9-7x slower than the float32 ones here
+    (``benchmarks/depthwise_precision.py``). The modules stay plain ``nn.Conv2d`` (only this instance's
+    forward changes), so tracing and quantization see them as before; the next layer's autocast casts the
+    float32 output as usual. For training-speed only.
+    """
+    count = 0
+    for module in model.modules():
+        if type(module) is nn.Conv2d and module.groups > 1 and module.groups == module.in_channels:
+            module.forward = types.MethodType(_float_depthwise_forward, module)  # type: ignore[method-assign]
+            count += 1
+    return count
 
 
 def round_channels(channels: float, divisor: int = 8) -> int:

@@ -27,6 +27,7 @@ from exitspace.data.base import DataSplits
 from exitspace.data.loader import BatchLoader
 from exitspace.data.registry import load_splits
 from exitspace.models import EENN, EENNSpec, build_eenn
+from exitspace.models.common import keep_depthwise_in_float
 from exitspace.train.checkpoint import state_dict_hash
 from exitspace.train.config import TrainConfig
 from exitspace.train.exit_table import ExitTable
@@ -135,9 +136,11 @@ def build_float_model(config: TrainConfig, spec: EENNSpec) -> EENN:
 
 
 def _training_knobs(model: EENN, config: TrainConfig) -> EENN:
-    """Damp early-head gradients as configured and share pooling between pool4 heads (same outputs, faster)."""
+    """Damp early-head gradients as configured; share pooling between pool4 heads and keep depthwise convs
+    in float32 under bf16 autocast (both: same outputs up to rounding, faster on CPU)."""
     scale_early_head_gradients(model, config.loss.head_grad_scale)
     model.share_pooling = True
+    keep_depthwise_in_float(model)
     return model
 
 
