@@ -128,7 +128,7 @@ def eligible_cores(layer: Layer, system: System) -> list[int]:
 
 class LayerCostCache(CostCache):
     """The mapper's in-memory cost cache: a :class:`CostCache` without a file (layers of one shape,
-    precision and core share one entry); ``exitspace run`` passes its on-disk cache instead."""
+    precision and core share one entry). ``exitspace run`` also keeps an on-disk cache behind its backend."""
 
     def __init__(self) -> None:
         super().__init__(None)
