@@ -105,3 +105,18 @@ def test_parse_pair() -> None:
     for bad in ("8", "8/x", "16/8", "8/4/2"):
         with pytest.raises(ConfigError, match="precision pair"):
             parse_pair(bad)
+
+
+def test_quantized_depthwise_convs_stay_float_under_autocast() -> None:
+    from exitspace.models.common import keep_depthwise_in_float
+
+    model = build_eenn(backbone="mobilenetv2_cifar", width=0.25, head_types=["pool4_fc1"], candidates=[])
+    keep_depthwise_in_float(model)
+    quantize_model(model, (8, 8))
+    wrapped = [m for m in model.modules() if isinstance(m, QuantConv2d)]
+    depthwise = next(m for m in wrapped if m.conv.groups > 1)
+    pointwise = next(m for m in wrapped if m.conv.groups == 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert depthwise(torch.randn(1, depthwise.conv.in_channels, 8, 8)).dtype == torch.float32
+        assert pointwise(torch.randn(1, pointwise.conv.in_channels, 8, 8)).dtype == torch.bfloat16
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1, 10)

@@ -56,6 +56,7 @@ def keep_depthwise_in_float(model: nn.Module) -> int:
     for module in model.modules():
         if type(module) is nn.Conv2d and module.groups > 1 and module.groups == module.in_channels:
             module.forward = types.MethodType(_float_depthwise_forward, module)  # type: ignore[method-assign]
+            module.float_under_autocast = True  # read by wrappers that call F.conv2d themselves (QAT)
             count += 1
     return count
 

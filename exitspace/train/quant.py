@@ -140,6 +140,12 @@ class QuantConv2d(nn.Module):
         self.weight_fq = WeightFakeQuant(bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if getattr(self.conv, "float_under_autocast", False) and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):  # see models.common.keep_depthwise_in_float
+                return self._quantized_conv(x.float())
+        return self._quantized_conv(x)
+
+    def _quantized_conv(self, x: torch.Tensor) -> torch.Tensor:
         c = self.conv
         return F.conv2d(self.input_fq(x), self.weight_fq(c.weight), c.bias, c.stride, c.padding, c.dilation, c.groups)
 
