@@ -113,6 +113,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     plain_model = build_plain({"backbone": args.backbone, "head_types": heads}).to(memory_format=torch.channels_last).train()
+    keep_depthwise_in_float(plain_model)  # the same numerics as the EENN cases: compare what the heads cost
     load_before = os.getloadavg()
     cases = {
         "eenn_framework": framework_step(eenn()),
