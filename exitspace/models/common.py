@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,11 +38,16 @@ def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     return x if scale == 1.0 else _ScaleGradient.apply(x, scale)
 
 
-def _float_depthwise_forward(self: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+def float32_under_cpu_autocast(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)``, but in float32 with autocast off when CPU autocast is on (see keep_depthwise_in_float)."""
     if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         with torch.autocast("cpu", enabled=False):
-            return self._conv_forward(x.float(), self.weight, self.bias)
-    return self._conv_forward(x, self.weight, self.bias)
+            return fn(x.float())
+    return fn(x)
+
+
+def _float_depthwise_forward(self: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    return float32_under_cpu_autocast(lambda t: self._conv_forward(t, self.weight, self.bias), x)
 
 
 def keep_depthwise_in_float(model: nn.Module) -> int:

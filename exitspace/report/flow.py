@@ -23,14 +23,15 @@ import yaml
 
 from exitspace.config import RunConfig
 from exitspace.cost.base import CostBackend, LayerCost
+from exitspace.cost.cache import layer_key
 from exitspace.errors import CheckpointError, ConfigError
 from exitspace.hardware.model import Core, CoreKind, System
+from exitspace.pathnames import shown_path
 from exitspace.search.codesign import CodesignInputs, run_codesign
 from exitspace.search.evaluator import CodesignEvaluator
 from exitspace.search.space import DesignSpace, PrecisionPair, pair_name
 from exitspace.train.exit_table import ExitTable
 from exitspace.workload.layer import Layer, OpType, Precision, Workload
-from exitspace.pathnames import shown_path
 
 ALLOCATION_STRATEGIES = ("single", "round_robin", "greedy", "ga")
 
@@ -174,8 +175,7 @@ def alignment_sweep(workload: Workload, system: System, backend: CostBackend, to
     total = sum(c.energy_pj for c in costs)
     groups: dict[tuple[Any, ...], list[tuple[Layer, LayerCost]]] = {}
     for layer, cost in zip(layers, costs):  # layers of one shape behave alike: sweep one per shape
-        shape = (layer.op, layer.K, layer.C, layer.OY, layer.OX, layer.FY, layer.FX, layer.groups, layer.stride)
-        groups.setdefault(shape, []).append((layer, cost))
+        groups.setdefault(layer_key(layer), []).append((layer, cost))
     ranked = sorted(groups.values(), key=lambda g: -sum(c.energy_pj for _, c in g))[:top]
     out = []
     for group in ranked:

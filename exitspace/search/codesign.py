@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from exitspace.config import RunConfig
 from exitspace.errors import InfeasibleError
+from exitspace.pathnames import shown_path, shown_storage
 from exitspace.search.engine import (
     SearchOutcome,
     SearchProblem,
@@ -35,7 +36,6 @@ from exitspace.search.evaluation import Evaluation, Evaluator
 from exitspace.search.hypervolume import hypervolume, hypervolume_curve, normalise, reference_point
 from exitspace.search.objectives import build_constraints, explain_infeasible, metric_key, violations
 from exitspace.search.space import Design, DesignSpace, PrecisionPair, pair_name
-from exitspace.pathnames import shown_path, shown_storage
 
 RESULTS_FORMAT = "exitspace.results"
 RESULTS_VERSION = 1

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from exitspace.errors import ConfigError
+from exitspace.models.common import float32_under_cpu_autocast
 
 FLOAT_BITS = 32
 SUPPORTED_BITS = (2, 3, 4, 5, 6, 7, 8, FLOAT_BITS)
@@ -140,9 +141,8 @@ class QuantConv2d(nn.Module):
         self.weight_fq = WeightFakeQuant(bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if getattr(self.conv, "float_under_autocast", False) and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            with torch.autocast("cpu", enabled=False):  # see models.common.keep_depthwise_in_float
-                return self._quantized_conv(x.float())
+        if getattr(self.conv, "float_under_autocast", False):  # see models.common.keep_depthwise_in_float
+            return float32_under_cpu_autocast(self._quantized_conv, x)
         return self._quantized_conv(x)
 
     def _quantized_conv(self, x: torch.Tensor) -> torch.Tensor:
