@@ -178,6 +178,26 @@ def test_early_head_gradient_scaling() -> None:
     assert torch.allclose(grads[0.25][last_block], grads[1.0][last_block])
 
 
+def test_zero_gradient_scale_trains_the_backbone_for_the_final_exit_alone() -> None:
+    from exitspace.models import build_eenn
+    from exitspace.train.losses import scale_early_head_gradients
+
+    grads = {}
+    for name, scale, with_early in (("final only", 1.0, False), ("detached", 0.0, True)):
+        torch.manual_seed(0)
+        model = build_eenn(backbone="small_cnn", head_types=["pool4_fc1"], input_size=16)
+        scale_early_head_gradients(model, scale)
+        out = model(torch.randn(4, 3, 16, 16))
+        loss = out[:, -1].sum() + (out[:, 0].sum() if with_early else 0)
+        loss.backward()
+        grads[name] = {n: p.grad for n, p in model.named_parameters()}
+    early_head = next(n for n in grads["detached"] if n.startswith("heads.A"))
+    assert grads["detached"][early_head].abs().sum() > 0 and not grads["final only"][early_head].any()
+    for n, g in grads["final only"].items():
+        if n.startswith("backbone."):
+            assert torch.equal(grads["detached"][n], g), n
+
+
 def test_failed_compile_falls_back_to_eager_with_one_log_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -34,8 +34,10 @@ class _ScaleGradient(torch.autograd.Function):
 
 
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """``x`` unchanged in forward; its gradient times ``scale`` in backward (no-op at 1)."""
-    return x if scale == 1.0 else _ScaleGradient.apply(x, scale)
+    """``x`` unchanged in forward; its gradient times ``scale`` in backward (no-op at 1, detached at 0)."""
+    if scale == 1.0:
+        return x
+    return x.detach() if scale == 0.0 else _ScaleGradient.apply(x, scale)
 
 
 def float32_under_cpu_autocast(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,9 @@ class LossConfig(_Strict):
     distill_weight: float = Field(0.0, ge=0, le=1, description="share of each early head's loss taken from the final exit's soft labels")
     distill_temperature: float = Field(3.0, gt=0)
     head_grad_scale: float = Field(
-        1.0, gt=0, le=1, description="gradient factor from early heads into the backbone (1 = plain joint training)"
+        1.0, ge=0, le=1,
+        description="gradient factor from early heads into the backbone (1 = plain joint training; "
+        "0 = the backbone trains for the final exit alone, as a plain network)",
     )
 
 
