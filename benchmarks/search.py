@@ -36,7 +36,7 @@ from exitspace.config import load_config
 from exitspace.cost.registry import get_backend
 from exitspace.hardware import load_system
 from exitspace.models.eenn import EENNSpec
-from exitspace.report.flow import ALLOCATION_STRATEGIES, find_tables
+from exitspace.report.flow import ALLOCATION_STRATEGIES, covering_pairs, find_tables, needed_pairs
 from exitspace.search.engine import SearchProblem, run_search
 from exitspace.search.evaluator import CodesignEvaluator
 from exitspace.search.objectives import build_constraints
@@ -78,14 +78,16 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.config)
-    pairs = [(int(a), int(b)) for a, b in config.search.space.precision_pairs or [(8, 8), (8, 4), (4, 8), (4, 4)]]
+    wanted = needed_pairs(config)  # None: every quantized pair that has a table, as `exitspace run` does
     found = find_tables(config.resolve_path(config.exit_tables.dir))
-    if all(p in found for p in pairs):
+    pairs = covering_pairs(found, wanted)
+    if pairs:
         tables = {p: ExitTable.load(found[p]) for p in pairs}
         origin = f"committed: {config.exit_tables.dir}"
         spec = EENNSpec.parse(next(iter(tables.values())).meta["model_spec"])
     else:
         spec = EENNSpec.parse(RESNET20_SPEC)
+        pairs = wanted or [(8, 8), (8, 4), (4, 8), (4, 4)]
         tables = synthetic_tables(spec, pairs)
         origin = "synthetic (ResNet-20 heads, 5000 val / 10000 test samples)"
     workload = eenn_workload(spec)

@@ -91,7 +91,8 @@ def needed_pairs(config: RunConfig) -> list[PrecisionPair] | None:
     return None if pairs is None else [(int(a), int(b)) for a, b in pairs]
 
 
-def _covering(found: dict[PrecisionPair, Path], pairs: list[PrecisionPair] | None) -> list[PrecisionPair]:
+def covering_pairs(found: dict[PrecisionPair, Path], pairs: list[PrecisionPair] | None) -> list[PrecisionPair]:
+    """The pairs to search with the tables ``found``: ``pairs`` if all are there ([] if not); None: every quantized one."""
     if pairs is None:
         return [p for p in found if p != (32, 32)]
     return pairs if all(p in found for p in pairs) else []
@@ -103,7 +104,7 @@ def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train:
     committed_dir = config.resolve_path(config.exit_tables.dir)
     for directory, origin in ((committed_dir, "exit_tables.dir"), (run_dir / "train", "trained in this run")):
         found = find_tables(directory)
-        use = _covering(found, pairs)
+        use = covering_pairs(found, pairs)
         if use:
             return {p: ExitTable.load(found[p]) for p in use}, f"{origin}: {shown_path(directory)}"
     wanted = "every quantized pair" if pairs is None else str([pair_name(p) for p in pairs])
@@ -136,7 +137,7 @@ def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train:
     run_training(train_config, run_dir / "train", pairs=None if pairs is None else [f"{a}/{b}" for a, b in pairs])
     phases.done("train")
     found = find_tables(run_dir / "train")
-    use = _covering(found, pairs)
+    use = covering_pairs(found, pairs)
     if not use:
         raise CheckpointError(f"training finished without exit tables for {wanted}; check {run_dir / 'train'}")
     return {p: ExitTable.load(found[p]) for p in use}, f"trained in this run: {shown_path(run_dir / 'train')}"
