@@ -76,3 +76,13 @@ def test_report_command_rerenders(tmp_path: Path) -> None:
     assert (run_dir / "report" / "report.html").is_file()
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "not found" in bad.output
+
+
+def test_mac_proxy_hypervolume_wording_for_zero_and_nonzero(tmp_path: Path) -> None:
+    results = _results(tmp_path)
+    results["hypervolume"]["front_test"] = 1.25
+    results["mac_proxy"]["hypervolume_test"] = 0.0
+    text = " ".join(summary_text(results))
+    assert "hypervolume of 0 (none of its designs dominates the reference point) against 1.2500" in text
+    results["mac_proxy"]["hypervolume_test"] = 0.5
+    assert "0.5000 against 1.2500 for the hardware-aware search (2.50x)" in " ".join(summary_text(results))

@@ -22,6 +22,14 @@ def _pct(x: float, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f}%"
 
 
+def _hypervolume_comparison(ours: float, theirs: float) -> str:
+    """'THEIRS against OURS for the hardware-aware search (ratio)', worded for a zero hypervolume too."""
+    if theirs <= 1e-9:
+        return (f"0 (none of its designs dominates the reference point) against {ours:.4f} for the "
+                "hardware-aware search")
+    return f"{theirs:.4f} against {ours:.4f} for the hardware-aware search ({ours / theirs:.2f}x)"
+
+
 def chosen_designs(results: dict[str, Any], count: int) -> list[dict[str, Any]]:
     """The headline design plus designs spread along the front by ELP (at most ``count``)."""
     front = sorted(results["pareto"], key=lambda e: e["test"]["elp"])
@@ -83,9 +91,8 @@ def summary_text(results: dict[str, Any]) -> list[str]:
         ours = results["hypervolume"]["front_test"]
         theirs = mac["hypervolume_test"]
         lines.append(
-            f"Hardware-awareness: the MAC-proxy search (accuracy vs expected MACs, same space and budget), re-costed "
-            f"with the cost model, reaches a test hypervolume of {theirs:.4f} against {ours:.4f} for the "
-            f"hardware-aware search ({'+' if ours >= theirs else ''}{100 * (ours - theirs) / max(theirs, 1e-12):.1f}%)."
+            "Hardware-awareness: the MAC-proxy search (accuracy vs expected MACs, same space and budget), re-costed "
+            f"with the cost model, reaches a test hypervolume of {_hypervolume_comparison(ours, theirs)}."
         )
         best_mac = _best_within(mac["front"], statics[ref]["test"]["accuracy"], head["max_loss_points"] / 100)
         if best_mac is not None and "elp_reduction" in head:
