@@ -86,3 +86,34 @@ def test_mac_proxy_hypervolume_wording_for_zero_and_nonzero(tmp_path: Path) -> N
     assert "hypervolume of 0 (none of its designs dominates the reference point) against 1.2500" in text
     results["mac_proxy"]["hypervolume_test"] = 0.5
     assert "0.5000 against 1.2500 for the hardware-aware search (2.50x)" in " ".join(summary_text(results))
+
+
+def test_compare_fronts_at_equal_test_accuracy(tmp_path: Path) -> None:
+    import math
+
+    import pytest
+
+    from exitspace.errors import DataError
+    from exitspace.report.compare import compare_fronts
+
+    results = _results(tmp_path)
+    ref = results["static"][results["static_reference"]]["test"]["elp"]
+    best_acc = max(e["test"]["accuracy"] for e in results["pareto"])
+    table = compare_fronts([("a", results), ("b", results)], [0.0, best_acc, best_acc + 0.01])
+    row = table["rows"][0]
+    assert row["lowest_elp"][0] == pytest.approx(min(e["test"]["elp"] for e in results["pareto"]) / ref)
+    at_best = [e["test"]["elp"] / ref for e in results["pareto"] if e["test"]["accuracy"] >= best_acc]
+    assert row["lowest_elp"][1] == pytest.approx(min(at_best)) and math.isnan(row["lowest_elp"][2])
+    other = json.loads(json.dumps(results))
+    other["static"][other["static_reference"]]["test"]["elp"] = ref * 2
+    with pytest.raises(DataError, match="differs from a's"):
+        compare_fronts([("a", results), ("b", other)], [0.5])
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    register_commands()
+    ok = CliRunner().invoke(app, ["compare", str(path), str(path), "--json", "--accuracies", "0.0"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["rows"][1]["lowest_elp"][0] == pytest.approx(row["lowest_elp"][0])
+    bad = CliRunner().invoke(app, ["compare", str(path), "--accuracies", "0.8,x"])
+    assert bad.exit_code == 2 and "--accuracies" in bad.output

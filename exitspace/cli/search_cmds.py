@@ -1,16 +1,20 @@
-"""``exitspace search`` (the search on existing exit tables) and ``exitspace report`` (re-render a report)."""
+"""``exitspace search`` (the search on existing exit tables), ``exitspace report`` (re-render a report) and
+``exitspace compare`` (fronts of several runs at equal test accuracy)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+from rich.table import Table
 
 from exitspace.cli.app import app, console, user_errors
 from exitspace.cli.run_cmds import RichPhases, _load, print_summary, summary
 from exitspace.errors import DataError
+from exitspace.report.compare import compare_fronts
 from exitspace.report.flow import run_flow
 from exitspace.report.render import write_report
 
@@ -44,6 +48,24 @@ def search(
         print_summary(result)
 
 
+def _results_path(source: Path) -> Path:
+    return source / "report" / "results.json" if source.is_dir() else source
+
+
+def _read_results(source: Path) -> dict[str, Any]:
+    """The results.json of a run directory (or the file itself), checked."""
+    path = _results_path(source)
+    if not path.is_file():
+        raise DataError(f"{path}: not found; give a run directory of `exitspace run` or its results.json")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); re-run `exitspace run`") from None
+    if results.get("format") != "exitspace.results":
+        raise DataError(f"{path}: not an exitspace results file (format {results.get('format')!r})")
+    return results
+
+
 @app.command()
 @user_errors
 def report(
@@ -53,17 +75,37 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="print the written paths as JSON"),
 ) -> None:
     """Render the Markdown/HTML report and figures from a results.json."""
-    path = source / "report" / "results.json" if source.is_dir() else source
-    if not path.is_file():
-        raise DataError(f"{path}: not found; give a run directory of `exitspace run` or its results.json")
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); re-run `exitspace run`") from None
-    if results.get("format") != "exitspace.results":
-        raise DataError(f"{path}: not an exitspace results file (format {results.get('format')!r})")
-    paths = write_report(results, out or path.parent, designs=designs)
+    path = _results_path(source)
+    paths = write_report(_read_results(source), out or path.parent, designs=designs)
     if as_json:
         console.print_json(json.dumps({k: str(v) for k, v in paths.items()}))
     else:
         console.print(f"report: {paths.get('html', paths['markdown'])}", highlight=False)
+
+
+@app.command()
+@user_errors
+def compare(
+    sources: list[Path] = typer.Argument(..., help="run directories or results.json files of the same hardware and workload"),
+    accuracies: str = typer.Option("0.84,0.85,0.86,0.87,0.88", "--accuracies", help="comma-separated test accuracies"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="only designs of this pair, e.g. 8/8"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as JSON"),
+) -> None:
+    """Lowest ELP (x static reference) of each run's Pareto front at or above each test accuracy."""
+    try:
+        levels = [float(a) for a in accuracies.split(",")]
+    except ValueError:
+        raise DataError(f"--accuracies: {accuracies!r} is not a comma-separated list of numbers, e.g. 0.85,0.88") from None
+    runs = [(str(source), _read_results(source)) for source in sources]
+    table = compare_fronts(runs, levels, precision)
+    if as_json:
+        console.print_json(json.dumps(table))
+        return
+    grid = Table(title="lowest test ELP / static reference, Pareto designs at >= test accuracy"
+                 + (f" ({precision} only)" if precision else ""))
+    for column in ["run", "static acc"] + [f">= {a:.1%}" for a in levels]:
+        grid.add_column(column, justify="left" if column == "run" else "right")
+    for row in table["rows"]:
+        cells = ["-" if math.isnan(v) else f"{v:.3f}" for v in row["lowest_elp"]]
+        grid.add_row(row["run"], f"{row['static_accuracy']:.2%}", *cells)
+    console.print(grid)
