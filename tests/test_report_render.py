@@ -104,6 +104,8 @@ def test_compare_fronts_at_equal_test_accuracy(tmp_path: Path) -> None:
     assert row["lowest_elp"][0] == pytest.approx(min(e["test"]["elp"] for e in results["pareto"]) / ref)
     at_best = [e["test"]["elp"] / ref for e in results["pareto"] if e["test"]["accuracy"] >= best_acc]
     assert row["lowest_elp"][1] == pytest.approx(min(at_best)) and math.isnan(row["lowest_elp"][2])
+    only_48 = [e["test"]["elp"] / ref for e in results["pareto"] if e["design"]["precision"] == [4, 8]]
+    assert compare_fronts([("a", results)], [0.0], "4/8")["rows"][0]["lowest_elp"][0] == pytest.approx(min(only_48))
     other = json.loads(json.dumps(results))
     other["static"][other["static_reference"]]["test"]["elp"] = ref * 2
     with pytest.raises(DataError, match="differs from a's"):

@@ -23,12 +23,17 @@ def reference_elp(results: dict[str, Any], label: str) -> float:
     return float(static["test"]["elp"])
 
 
+def _pair(entry: dict[str, Any]) -> str:
+    backbone, exits = entry["design"]["precision"]
+    return f"{backbone}/{exits}"
+
+
 def lowest_elp_at(results: dict[str, Any], accuracy: float, reference: float, precision: str | None = None) -> float:
     """Lowest test ELP / ``reference`` of the Pareto designs with test accuracy >= ``accuracy`` (nan if none)."""
     ratios = [
         entry["test"]["elp"] / reference
         for entry in results.get("pareto", [])
-        if entry["test"]["accuracy"] >= accuracy and (precision is None or f" {precision} " in f" {entry['name']} ")
+        if entry["test"]["accuracy"] >= accuracy and (precision is None or _pair(entry) == precision)
     ]
     return min(ratios, default=math.nan)
 
