@@ -119,7 +119,7 @@ def summary_text(results: dict[str, Any]) -> list[str]:
         pairs[key] = pairs.get(key, 0) + 1
     lines.append("Precision pairs on the front: " + ", ".join(f"{k} ({v})" for k, v in sorted(pairs.items())) + ".")
     lines.append(
-        "Subset accuracies come from one jointly trained supernet per precision pair (train once, search many): a "
+        "Subset accuracies come from one supernet per precision pair, all heads trained in one run (train once, search many): a "
         "design's exits are scored exactly from cached logits, without re-training; fine-tuning a chosen design "
         "may change its accuracy slightly."
     )
