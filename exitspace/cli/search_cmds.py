@@ -17,6 +17,7 @@ from exitspace.errors import DataError
 from exitspace.report.compare import compare_fronts
 from exitspace.report.flow import run_flow
 from exitspace.report.render import write_report
+from exitspace.search.codesign import RESULTS_FORMAT
 
 
 @app.command()
@@ -49,19 +50,19 @@ def search(
 
 
 def _results_path(source: Path) -> Path:
+    """A run directory's report/results.json, or ``source`` itself when it is a file."""
     return source / "report" / "results.json" if source.is_dir() else source
 
 
-def _read_results(source: Path) -> dict[str, Any]:
-    """The results.json of a run directory (or the file itself), checked."""
-    path = _results_path(source)
+def _read_results(path: Path) -> dict[str, Any]:
+    """A results.json (see ``_results_path``), checked."""
     if not path.is_file():
         raise DataError(f"{path}: not found; give a run directory of `exitspace run` or its results.json")
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); re-run `exitspace run`") from None
-    if results.get("format") != "exitspace.results":
+    if results.get("format") != RESULTS_FORMAT:
         raise DataError(f"{path}: not an exitspace results file (format {results.get('format')!r})")
     return results
 
@@ -76,7 +77,7 @@ def report(
 ) -> None:
     """Render the Markdown/HTML report and figures from a results.json."""
     path = _results_path(source)
-    paths = write_report(_read_results(source), out or path.parent, designs=designs)
+    paths = write_report(_read_results(path), out or path.parent, designs=designs)
     if as_json:
         console.print_json(json.dumps({k: str(v) for k, v in paths.items()}))
     else:
@@ -96,7 +97,7 @@ def compare(
         levels = [float(a) for a in accuracies.split(",")]
     except ValueError:
         raise DataError(f"--accuracies: {accuracies!r} is not a comma-separated list of numbers, e.g. 0.85,0.88") from None
-    runs = [(str(source), _read_results(source)) for source in sources]
+    runs = [(str(source), _read_results(_results_path(source))) for source in sources]
     table = compare_fronts(runs, levels, precision)
     if as_json:
         console.print_json(json.dumps(table))

@@ -12,20 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from exitspace.errors import DataError
+from exitspace.search.space import pair_name
 
 
-def reference_elp(results: dict[str, Any], label: str) -> float:
-    """Test ELP of the run's static reference network (``static_reference``, e.g. 8/8)."""
-    ref = results.get("static_reference")
-    static = (results.get("static") or {}).get(ref)
+def static_reference(results: dict[str, Any], label: str) -> dict[str, Any]:
+    """The run's static reference network (``static_reference``, e.g. 8/8) as results.json stores it."""
+    static = (results.get("static") or {}).get(results.get("static_reference"))
     if static is None:
         raise DataError(f"{label}: no static reference network in results.json; re-run `exitspace run` with baselines.static on")
-    return float(static["test"]["elp"])
-
-
-def _pair(entry: dict[str, Any]) -> str:
-    backbone, exits = entry["design"]["precision"]
-    return f"{backbone}/{exits}"
+    return static
 
 
 def lowest_elp_at(results: dict[str, Any], accuracy: float, reference: float, precision: str | None = None) -> float:
@@ -33,7 +28,7 @@ def lowest_elp_at(results: dict[str, Any], accuracy: float, reference: float, pr
     ratios = [
         entry["test"]["elp"] / reference
         for entry in results.get("pareto", [])
-        if entry["test"]["accuracy"] >= accuracy and (precision is None or _pair(entry) == precision)
+        if entry["test"]["accuracy"] >= accuracy and (precision is None or pair_name(entry["design"]["precision"]) == precision)
     ]
     return min(ratios, default=math.nan)
 
@@ -48,21 +43,22 @@ def compare_fronts(
     """
     if not runs:
         raise DataError("compare: give at least one results.json")
-    references = {label: reference_elp(results, label) for label, results in runs}
-    first_label, first = next(iter(references.items()))
-    for label, value in references.items():
-        if not math.isclose(value, first, rel_tol=1e-9):
+    statics = {label: static_reference(results, label)["test"] for label, results in runs}
+    first_label, first = next(iter(statics.items()))
+    reference = float(first["elp"])
+    for label, static in statics.items():
+        if not math.isclose(static["elp"], reference, rel_tol=1e-9):
             raise DataError(
-                f"{label}: static reference ELP {value:.4g} differs from {first_label}'s {first:.4g}; "
+                f"{label}: static reference ELP {static['elp']:.4g} differs from {first_label}'s {reference:.4g}; "
                 "compare runs of the same workload, hardware and cost model"
             )
-    rows = []
-    for label, results in runs:
-        ref_name = results["static_reference"]
-        rows.append({
+    rows = [
+        {
             "run": label,
-            "static": ref_name,
-            "static_accuracy": float(results["static"][ref_name]["test"]["accuracy"]),
-            "lowest_elp": [lowest_elp_at(results, a, first, precision) for a in accuracies],
-        })
+            "static": results["static_reference"],
+            "static_accuracy": float(statics[label]["accuracy"]),
+            "lowest_elp": [lowest_elp_at(results, a, reference, precision) for a in accuracies],
+        }
+        for label, results in runs
+    ]
     return {"accuracies": list(accuracies), "precision": precision, "rows": rows}
