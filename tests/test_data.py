@@ -16,7 +16,7 @@ from PIL import Image
 
 from exitspace.data import (
     BatchLoader, DataConfig, carve_validation, load_cifar10, load_cifar10_python, load_fashion_mnist, load_image_folder,
-    load_splits, make_synthetic, random_crop, random_flip, read_idx,
+    cutout, load_splits, make_synthetic, random_crop, random_flip, read_idx,
 )
 from exitspace.data import cifar10 as cifar10_module
 from exitspace.data.cache import file_digest
@@ -183,6 +183,34 @@ def test_random_crop_is_a_shifted_window_and_flip_mirrors() -> None:
     assert torch.equal(random_crop(images, 0, generator), images)
     flipped = random_flip(images, torch.Generator().manual_seed(0), p=1.0)
     assert torch.equal(flipped, images.flip(3))
+
+
+def test_cutout_zeroes_one_clipped_square_per_image() -> None:
+    images = torch.ones(64, 3, 10, 10)
+    out = cutout(images, 4, torch.Generator().manual_seed(1))
+    zeroed = out[:, 0] == 0
+    assert torch.equal(zeroed, (out == 0).all(1))  # the same square in every channel
+    for mask in zeroed:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        assert 1 <= len(rows) <= 4 and 1 <= len(cols) <= 4
+        assert int(mask.sum()) == len(rows) * len(cols)  # one axis-aligned rectangle
+        assert rows.diff().eq(1).all() and cols.diff().eq(1).all()
+    areas = zeroed.sum((1, 2))
+    assert int(areas.max()) == 16 and int(areas.min()) < 16  # full squares inside, clipped ones at borders
+    assert torch.equal(cutout(images, 0, torch.Generator()), images)
+
+
+def test_loader_cutout_applies_to_training_batches_only() -> None:
+    train, _ = make_synthetic(num_train=64, num_test=16, size=8, seed=0)
+    mean, std = torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.25, 0.25, 0.25])
+    plain = BatchLoader(train, 64, mean, std, shuffle=True, augment=True, seed=3)
+    cut = BatchLoader(train, 64, mean, std, shuffle=True, augment=True, cutout_size=4, seed=3)
+    (x_plain, y_plain), (x_cut, y_cut) = next(plain.epoch(0)), next(cut.epoch(0))
+    assert torch.equal(y_plain, y_cut)  # the same order and crops: cutout draws after them
+    differs = x_cut != x_plain
+    assert differs.any() and (x_cut[differs] == 0).all()
+    evaluation = BatchLoader(train, 64, mean, std, cutout_size=4)
+    assert torch.equal(next(iter(evaluation))[0], next(iter(BatchLoader(train, 64, mean, std)))[0])
 
 
 def test_loader_epochs_are_seeded_and_normalised() -> None:

@@ -25,6 +25,23 @@ def random_flip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5
     return torch.where(flip[:, None, None, None], images.flip(3), images)
 
 
+def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero one ``size`` x ``size`` square per image at a uniformly random centre, clipped at the borders.
+
+    Meant for normalised float images, where zero is the data mean (DeVries & Taylor, 2017).
+    """
+    if size <= 0:
+        return images
+    n, _, h, w = images.shape
+    cy = torch.randint(0, h, (n, 1), generator=generator)
+    cx = torch.randint(0, w, (n, 1), generator=generator)
+    low = size // 2
+    in_rows = (torch.arange(h) >= cy - low) & (torch.arange(h) < cy - low + size)  # [N, H]
+    in_cols = (torch.arange(w) >= cx - low) & (torch.arange(w) < cx - low + size)  # [N, W]
+    keep = ~(in_rows[:, :, None] & in_cols[:, None, :])  # [N, H, W]
+    return images * keep[:, None].to(images.dtype)
+
+
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 ``[N, C, H, W]`` -> float32, scaled to [0, 1], minus per-channel mean, over std."""
     x = images.to(torch.float32).div_(255.0)

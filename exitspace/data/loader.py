@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-from exitspace.data.augment import normalize, random_crop, random_flip
+from exitspace.data.augment import cutout, normalize, random_crop, random_flip
 from exitspace.data.base import ArrayDataset
 
 
@@ -27,6 +27,7 @@ class BatchLoader:
         augment: bool = False,
         crop_padding: int = 4,
         flip: bool = True,
+        cutout_size: int = 0,
         drop_last: bool = False,
         seed: int = 0,
         channels_last: bool = False,
@@ -35,6 +36,7 @@ class BatchLoader:
         self.labels = torch.from_numpy(dataset.labels)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.crop_padding, self.flip, self.drop_last = crop_padding, flip, drop_last
+        self.cutout_size = cutout_size
         self.mean, self.std, self.seed, self.channels_last = mean, std, seed, channels_last
 
     def __len__(self) -> int:
@@ -59,6 +61,8 @@ class BatchLoader:
                 if self.flip:
                     images = random_flip(images, generator)
             x = normalize(images, self.mean, self.std)
+            if self.augment and self.cutout_size:
+                x = cutout(x, self.cutout_size, generator)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[index]

@@ -30,6 +30,7 @@ class DataConfig(BaseModel):
     augment: bool = True
     crop_padding: int = Field(4, ge=0)
     flip: bool = True
+    cutout: int = Field(0, ge=0, description="side in px of the square zeroed per training image (0 = off)")
     # synthetic only
     synthetic_train: int = Field(512, ge=16)
     synthetic_test: int = Field(256, ge=16)
