@@ -35,7 +35,7 @@ def _config(**overrides: Any):  # type: ignore[no-untyped-def]
         "runtime": {"threads": 1, "eval_batch_size": 128, "bf16": True},
     }
     for section, values in overrides.items():
-        data[section] = {**data[section], **values} if isinstance(values, dict) else values
+        data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
     return parse_train_config(data)
 
 
@@ -156,6 +156,20 @@ def test_changed_epoch_count_rescales_schedule_on_resume(tmp_path: Path) -> None
     fresh = run_training(_config(optim={"epochs": 2}), tmp_path / "fresh", reporter=_quiet(tmp_path / "fresh"))
     assert len(history) == 2 and history[-1]["lr_end"] == pytest.approx(fresh["float_history"][-1]["lr_end"])
     assert history[-1]["lr_end"] < 0.1 * history[0]["lr_end"]
+
+
+def test_resuming_under_a_changed_config_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(TrainingInterrupted):
+        run_training(_config(), tmp_path, reporter=_quiet(tmp_path), stop_after_steps=5)
+    for changed, field in (({"loss": {"distill_weight": 0.5}}, "loss.distill_weight"),
+                           ({"model": {"head_types": ["gap_fc"]}}, "model.head_types"),
+                           ({"data": {"cutout": 4}}, "data.cutout")):
+        with pytest.raises(ConfigError, match=rf"^{field}: .* was trained with .*use a new --run-dir, or restore {field}"):
+            run_training(_config(**changed), tmp_path, reporter=_quiet(tmp_path))
+    # the same model spelt out with its defaults, other threads and a new run name resume
+    same = _config(name="renamed", model={"width": 1.0}, runtime={"threads": 2})
+    run_training(same, tmp_path, reporter=_quiet(tmp_path))
+    assert "resuming after epoch 1/2" in (tmp_path / "train.log").read_text()
 
 
 def test_early_head_gradient_scaling() -> None:

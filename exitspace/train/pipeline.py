@@ -33,6 +33,7 @@ from exitspace.train.config import TrainConfig
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.losses import head_loss_weights, scale_early_head_gradients
 from exitspace.train.progress import Reporter
+from exitspace.train.run_dir import SAVED_CONFIG, check_resumable, saved_config
 from exitspace.train.quant import (
     FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
 )
@@ -58,6 +59,11 @@ def model_spec(config: TrainConfig, splits: DataSplits) -> EENNSpec:
     channels, height, _ = splits.info["image_shape"]
     defaults = {"num_classes": splits.info["num_classes"], "in_channels": channels, "input_size": height}
     return EENNSpec.parse({**defaults, **config.model})
+
+
+def _resolved_dump(config: TrainConfig, splits: DataSplits) -> dict[str, Any]:
+    """The config as a dict, its ``model`` section replaced by the full model spec."""
+    return {**config.model_dump(mode="json"), "model": model_spec(config, splits).model_dump(mode="json")}
 
 
 def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoader]:
@@ -172,11 +178,14 @@ def run_training(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     reporter = reporter or Reporter(log_file=run_dir / "train.log", log_every=config.runtime.log_every)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     threads = configure_threads(config.runtime.threads)
     chosen = [parse_pair(p) for p in (pairs or config.qat.pairs)]
     splits = load_splits(config.data)
     spec = model_spec(config, splits)
+    saved = saved_config(run_dir)
+    if saved is not None:
+        check_resumable(run_dir, _resolved_dump(saved, splits), _resolved_dump(config, splits))
+    (run_dir / SAVED_CONFIG).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     loaders = make_loaders(config, splits)
     reporter.log(f"run {config.name}: {spec.backbone} with {len(spec.head_keys)} heads, data {splits.info['dataset']} "
                  f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}, {threads} threads, "
