@@ -166,10 +166,24 @@ def test_resuming_under_a_changed_config_is_refused_in_one_line(tmp_path: Path) 
                            ({"data": {"cutout": 4}}, "data.cutout")):
         with pytest.raises(ConfigError, match=rf"^{field}: .* was trained with .*use a new --run-dir, or restore {field}"):
             run_training(_config(**changed), tmp_path, reporter=_quiet(tmp_path))
-    # the same model spelt out with its defaults, other threads and a new run name resume
-    same = _config(name="renamed", model={"width": 1.0}, runtime={"threads": 2})
+    # the same model spelt out with its defaults, other threads, a new run name and QAT recipe resume
+    same = _config(name="renamed", model={"width": 1.0}, runtime={"threads": 2}, qat={"lr": 0.002})
     run_training(same, tmp_path, reporter=_quiet(tmp_path))
     assert "resuming after epoch 1/2" in (tmp_path / "train.log").read_text()
+
+
+def test_qat_recipe_is_fixed_only_while_a_qat_phase_is_half_done(tmp_path: Path) -> None:
+    config = _config(optim={"epochs": 1}, qat={"pairs": ["8/4"], "epochs": 2})
+    with pytest.raises(TrainingInterrupted):
+        run_training(config, tmp_path, reporter=_quiet(tmp_path), stop_after_steps=5)
+    assert (tmp_path / "qat_b8_e4" / "checkpoint.pt").is_file()
+    with pytest.raises(ConfigError, match=r"^qat\.lr: "):
+        run_training(_config(optim={"epochs": 1}, qat={"pairs": ["8/4"], "epochs": 2, "lr": 0.01}), tmp_path,
+                     reporter=_quiet(tmp_path))
+    run_training(config, tmp_path, reporter=_quiet(tmp_path))
+    more = _config(optim={"epochs": 1}, qat={"pairs": ["8/4", "8/8"], "epochs": 2, "lr": 0.01})
+    summary = run_training(more, tmp_path, reporter=_quiet(tmp_path))  # 8/4 is done: a new recipe for 8/8
+    assert set(summary["pairs"]) == {"8/4", "8/8"}
 
 
 def test_early_head_gradient_scaling() -> None:

@@ -14,8 +14,10 @@ from exitspace.train.config import TrainConfig
 SAVED_CONFIG = "config.yaml"
 
 # Fields that may change between runs of one directory: where things are, how fast they run, how many
-# epochs (the schedule is rescaled), which pairs to add. Everything else changes what is trained.
+# epochs (the schedule is rescaled), which pairs to add. Everything else changes what is trained; the QAT
+# recipe only while a QAT phase is half done (finished tables record the recipe that made them).
 CHANGEABLE = ("name", "runtime.", "optim.epochs", "qat.epochs", "qat.pairs", "data.path", "data.cache_dir", "data.checksum")
+QAT_RECIPE = ("qat.",)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -28,12 +30,15 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _has_progress(run_dir: Path) -> bool:
-    phases = [p for p in run_dir.iterdir() if p.is_dir() and (p.name == "float" or p.name.startswith("qat_"))]
-    return any(any(phase.glob("*.pt")) for phase in phases) or any((run_dir / "exit_tables").glob("*.npz"))
+    return any((run_dir / "float").glob("*.pt")) or any((run_dir / "exit_tables").glob("*.npz"))
+
+
+def _qat_in_progress(run_dir: Path) -> bool:
+    return any(not (phase / "done.json").is_file() for phase in run_dir.glob("qat_*") if (phase / "checkpoint.pt").is_file())
 
 
 def saved_config(run_dir: Path) -> TrainConfig | None:
-    """The config that trained the checkpoints in ``run_dir``; None without checkpoints or a readable copy."""
+    """The config that trained ``run_dir``'s float checkpoint; None without one or without a readable copy."""
     path = Path(run_dir) / SAVED_CONFIG
     if not path.is_file() or not _has_progress(Path(run_dir)):
         return None
@@ -43,11 +48,11 @@ def saved_config(run_dir: Path) -> TrainConfig | None:
         return None
 
 
-def config_changes(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Dotted fields whose value differs, except the CHANGEABLE ones: {field: (saved, now)}."""
+def config_changes(saved: dict[str, Any], now: dict[str, Any], ignore: tuple[str, ...] = CHANGEABLE) -> dict[str, tuple[Any, Any]]:
+    """Dotted fields whose value differs, except those starting with ``ignore``: {field: (saved, now)}."""
     before, after = _flatten(saved), _flatten(now)
     return {key: (before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())
-            if not key.startswith(CHANGEABLE) and before.get(key) != after.get(key)}
+            if not key.startswith(ignore) and before.get(key) != after.get(key)}
 
 
 def check_resumable(run_dir: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
@@ -56,7 +61,8 @@ def check_resumable(run_dir: Path, saved: dict[str, Any], now: dict[str, Any]) -
     Both are config dumps; give the resolved model spec as ``model`` (a config may or may not spell out
     the defaults).
     """
-    changes = config_changes(saved, now)
+    ignore = CHANGEABLE if _qat_in_progress(Path(run_dir)) else CHANGEABLE + QAT_RECIPE
+    changes = config_changes(saved, now, ignore)
     if changes:
         key, (old, new) = next(iter(changes.items()))
         more = f" (and {len(changes) - 1} more field(s))" if len(changes) > 1 else ""
