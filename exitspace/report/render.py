@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from exitspace.report import figures
+from exitspace.search.space import pair_name
 
 Block = tuple[str, Any]
 MAX_ROWS = 30
@@ -115,7 +116,7 @@ def summary_text(results: dict[str, Any]) -> list[str]:
         )
     pairs: dict[str, int] = {}
     for e in results["pareto"]:
-        key = "/".join(str(b) for b in e["design"]["precision"])
+        key = pair_name(e["design"]["precision"])
         pairs[key] = pairs.get(key, 0) + 1
     lines.append("Precision pairs on the front: " + ", ".join(f"{k} ({v})" for k, v in sorted(pairs.items())) + ".")
     lines.append(
@@ -149,7 +150,7 @@ def build_blocks(results: dict[str, Any], figs: dict[str, Path], designs: int) -
         blocks.append(("p", f"Design space: early exits from {', '.join(space['candidate_exits'])} (final exit "
                             f"{space['final_exit']} always on), head types "
                             f"{', '.join(sorted({h for v in space['head_types'].values() for h in v}))}, precision pairs "
-                            f"{', '.join('/'.join(map(str, p)) for p in space['precision_pairs'])}, {thr['mode']} "
+                            f"{', '.join(pair_name(p) for p in space['precision_pairs'])}, {thr['mode']} "
                             f"thresholds in [{thr['low']}, {thr['high']}] ({space['confidence']}), policies "
                             f"{', '.join(space['policies'])}, allocation {', '.join(space['allocations'])}"
                             f"{' then ' + space['refine_allocation'] + ' refinement of the front' if space.get('refine_allocation') else ''}."))
