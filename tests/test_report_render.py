@@ -106,9 +106,18 @@ def test_compare_fronts_at_equal_test_accuracy(tmp_path: Path) -> None:
     assert row["lowest_elp"][1] == pytest.approx(min(at_best)) and math.isnan(row["lowest_elp"][2])
     only_48 = [e["test"]["elp"] / ref for e in results["pareto"] if e["design"]["precision"] == [4, 8]]
     assert compare_fronts([("a", results)], [0.0], "4/8")["rows"][0]["lowest_elp"][0] == pytest.approx(min(only_48))
+    # another run whose own static reference is a different network, but which costs a's the same: comparable
     other = json.loads(json.dumps(results))
-    other["static"][other["static_reference"]]["test"]["elp"] = ref * 2
-    with pytest.raises(DataError, match="differs from a's"):
+    unit_name = results["static"][results["static_reference"]]["name"]
+    assert any(e["name"] == unit_name for e in other["static_variants"][other["static_reference"]])
+    other["static"][other["static_reference"]] = {"name": "another head", "test": {"elp": ref * 0.9, "accuracy": 0.5}}
+    row_b = compare_fronts([("a", results), ("b", other)], [0.0])["rows"][1]
+    assert row_b["static_accuracy"] == 0.5 and row_b["lowest_elp"][0] == pytest.approx(row["lowest_elp"][0])
+    # other hardware: every static network costs twice as much
+    for entries in other["static_variants"].values():
+        for entry in entries:
+            entry["test"]["elp"] *= 2
+    with pytest.raises(DataError, match=rf"static network {unit_name} has ELP .* in a; compare runs of the same"):
         compare_fronts([("a", results), ("b", other)], [0.5])
 
     path = tmp_path / "results.json"

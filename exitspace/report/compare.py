@@ -23,6 +23,15 @@ def static_reference(results: dict[str, Any], label: str) -> dict[str, Any]:
     return static
 
 
+def _static_network(results: dict[str, Any], name: str | None) -> dict[str, Any] | None:
+    """The static network called ``name`` among the run's static variants (any precision pair)."""
+    for entries in (results.get("static_variants") or {}).values():
+        for entry in entries:
+            if entry.get("name") == name:
+                return entry
+    return None
+
+
 def lowest_elp_at(results: dict[str, Any], accuracy: float, reference: float, precision: str | None = None) -> float:
     """Lowest test ELP / ``reference`` of the Pareto designs with test accuracy >= ``accuracy`` (nan if none)."""
     ratios = [
@@ -38,25 +47,28 @@ def compare_fronts(
 ) -> dict[str, Any]:
     """One row per run: its static accuracy and the lowest ELP ratio at each accuracy level.
 
-    All runs must share the static reference ELP (same workload, hardware and cost model), else the
-    ratios would not be comparable.
+    The unit is the first run's static reference network. Every run must cost that same network (by name,
+    among its static variants) the same ELP, i.e. share workload, hardware and cost model; a run's own static
+    reference may use another head type when that one is more accurate there.
     """
     if not runs:
         raise DataError("compare: give at least one results.json")
-    statics = {label: static_reference(results, label)["test"] for label, results in runs}
-    first_label, first = next(iter(statics.items()))
-    reference = float(first["elp"])
-    for label, static in statics.items():
-        if not math.isclose(static["elp"], reference, rel_tol=1e-9):
+    statics = {label: static_reference(results, label) for label, results in runs}
+    first_label, unit = next(iter(statics.items()))
+    reference = float(unit["test"]["elp"])
+    for label, results in runs:
+        same = _static_network(results, unit.get("name")) or statics[label]
+        if not math.isclose(same["test"]["elp"], reference, rel_tol=1e-9):
             raise DataError(
-                f"{label}: static reference ELP {static['elp']:.4g} differs from {first_label}'s {reference:.4g}; "
-                "compare runs of the same workload, hardware and cost model"
+                f"{label}: static network {same.get('name')} has ELP {same['test']['elp']:.4g} against "
+                f"{reference:.4g} for {unit.get('name')} in {first_label}; compare runs of the same workload, "
+                "hardware and cost model"
             )
     rows = [
         {
             "run": label,
             "static": results["static_reference"],
-            "static_accuracy": float(statics[label]["accuracy"]),
+            "static_accuracy": float(statics[label]["test"]["accuracy"]),
             "lowest_elp": [lowest_elp_at(results, a, reference, precision) for a in accuracies],
         }
         for label, results in runs
