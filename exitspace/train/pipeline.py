@@ -33,10 +33,10 @@ from exitspace.train.config import TrainConfig
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.losses import head_loss_weights, scale_early_head_gradients
 from exitspace.train.progress import Reporter
-from exitspace.train.run_dir import SAVED_CONFIG, check_resumable, saved_config
 from exitspace.train.quant import (
     FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
 )
+from exitspace.train.run_dir import SAVED_CONFIG, check_resumable, saved_config
 from exitspace.train.trainer import PhaseSettings, head_accuracy, predict, run_phase
 
 SUMMARY = "summary.json"
@@ -74,7 +74,8 @@ def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoad
     d = config.data
     return {
         "train": BatchLoader(splits.train, config.optim.batch_size, shuffle=True, augment=d.augment,
-                             crop_padding=d.crop_padding, flip=d.flip, cutout_size=d.cutout, drop_last=True, seed=config.runtime.seed, **common),
+                             crop_padding=d.crop_padding, flip=d.flip, cutout_size=d.cutout, drop_last=True,
+                             seed=config.runtime.seed, **common),
         "val": BatchLoader(splits.val, config.runtime.eval_batch_size, **common),
         "test": BatchLoader(splits.test, config.runtime.eval_batch_size, **common),
     }
