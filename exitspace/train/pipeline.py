@@ -37,7 +37,7 @@ from exitspace.train.quant import (
     FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
 )
 from exitspace.train.run_dir import SAVED_CONFIG, check_resumable, saved_config
-from exitspace.train.trainer import PhaseSettings, head_accuracy, predict, run_phase
+from exitspace.train.trainer import CHECKPOINT, DONE, PhaseSettings, head_accuracy, predict, run_phase
 
 SUMMARY = "summary.json"
 
@@ -229,7 +229,7 @@ def run_training(
             quantize_model(model, pair)
             model = _to_layout(model, config)
             phase_dir = run_dir / f"qat_{pair_name(pair)}"
-            if not (phase_dir / "checkpoint.pt").is_file() and not (phase_dir / "done.json").is_file():
+            if not (phase_dir / CHECKPOINT).is_file() and not (phase_dir / DONE).is_file():
                 calibrate(model, loaders["train"], config.qat.calibration_batches)
             history = run_phase(f"qat {key}", model, loaders["train"], loaders["val"], phase_dir,
                                 _qat_settings(config, model), reporter, stop_after_steps)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from exitspace.errors import ConfigError
 from exitspace.train.config import TrainConfig
+from exitspace.train.trainer import CHECKPOINT, DONE, FINAL
 
 SAVED_CONFIG = "config.yaml"
 
@@ -30,11 +31,12 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _has_progress(run_dir: Path) -> bool:
-    return any((run_dir / "float").glob("*.pt")) or any((run_dir / "exit_tables").glob("*.npz"))
+    float_dir = run_dir / "float"
+    return (float_dir / CHECKPOINT).is_file() or (float_dir / FINAL).is_file() or any((run_dir / "exit_tables").glob("*.npz"))
 
 
 def _qat_in_progress(run_dir: Path) -> bool:
-    return any(not (phase / "done.json").is_file() for phase in run_dir.glob("qat_*") if (phase / "checkpoint.pt").is_file())
+    return any(not (phase / DONE).is_file() for phase in run_dir.glob("qat_*") if (phase / CHECKPOINT).is_file())
 
 
 def saved_config(run_dir: Path) -> TrainConfig | None:
