@@ -20,7 +20,7 @@ from exitspace.train.losses import eenn_loss, head_loss_weights
 from exitspace.train.pipeline import exit_table_path, run_training
 from exitspace.train.progress import Reporter
 from exitspace.train.results import export_results
-from exitspace.train.trainer import TrainingInterrupted
+from exitspace.train.trainer import TrainingInterrupted, rebuilt_schedule
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "train" / "smoke.yaml"
 
@@ -237,3 +237,30 @@ def test_failed_compile_falls_back_to_eager_with_one_log_line(tmp_path: Path, mo
     assert fallback["pairs"]["32/32"]["model_hash"] == eager["pairs"]["32/32"]["model_hash"]  # same training
     log = (tmp_path / "c" / "train.log").read_text()
     assert "torch.compile failed (RuntimeError: no C++ compiler found); training eagerly" in log
+
+
+def test_head_lr_scale_puts_the_early_heads_in_a_slower_group_in_float_and_qat(tmp_path: Path) -> None:
+    from exitspace.data.registry import load_splits
+    from exitspace.train.pipeline import _float_settings, _qat_settings, build_float_model, model_spec
+
+    config = _config(model={"head_types": ["pool4_fc1", "pool4_fc2"]}, optim={"head_lr_scale": 0.1, "epochs": 1})
+    model = build_float_model(config, model_spec(config, load_splits(config.data)))
+    early = {id(p) for p in model.early_head_parameters()}
+    final_heads = [p for name, head in model.heads.items() if name.startswith(model.head_keys[-1][0]) for p in head.parameters()]
+    assert early and final_heads and not early & {id(p) for p in final_heads}
+    for settings, peak in ((_float_settings(config, model), 0.05), (_qat_settings(config, model), config.qat.lr)):
+        optimizer = settings.make_optimizer(model)
+        backbone_group, head_group = optimizer.param_groups
+        assert {id(p) for p in head_group["params"]} == early
+        assert len(backbone_group["params"]) + len(early) == len(list(model.parameters()))
+        scheduler = settings.make_scheduler(optimizer, 100)
+        for _ in range(15):  # one-cycle peaks after 15% of the steps; QAT's cosine decays from its start
+            optimizer.step(); scheduler.step()
+        rates = scheduler.get_last_lr()
+        assert rates[1] == pytest.approx(0.1 * rates[0]) and rates[0] <= peak + 1e-12
+        rebuilt = rebuilt_schedule(settings, optimizer, 100, 15)  # as a resume with a changed epoch count does
+        assert rebuilt.get_last_lr() == pytest.approx(rates)
+    unscaled = _float_settings(_config(), model).make_optimizer(model)
+    assert len(unscaled.param_groups) == 1  # older checkpoints (one group) keep loading
+    summary = run_training(config, tmp_path, reporter=_quiet(tmp_path))
+    assert max(summary["pairs"]["32/32"]["accuracy"]["test"].values()) > 0.1

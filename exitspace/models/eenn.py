@@ -188,6 +188,16 @@ class EENN(_Tagged):
         """Block index each head is mounted after, in output order."""
         return self.spec.head_blocks
 
+    def head(self, key: str) -> nn.Module:
+        """The head module of a head key such as "A:pool4_fc1"."""
+        return self.heads[_module_name(key)]
+
+    def early_head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the heads mounted before the last block (the early exits, not the final exit)."""
+        last = max(self.head_blocks)
+        return [param for name, (_, block) in self._head_of_module.items() if block != last
+                for param in self.heads[name].parameters()]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every head: ``[batch, len(head_keys), classes]``."""
         x = self.backbone.stem(x)

@@ -31,6 +31,11 @@ class OptimConfig(_Strict):
     schedule: Literal["onecycle", "cosine"] = "onecycle"
     warmup_fraction: float = Field(0.15, gt=0, lt=1, description="one-cycle: share of steps spent warming up")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    head_lr_scale: float = Field(
+        1.0, gt=0, le=1,
+        description="learning-rate factor for the early exits' heads (float and QAT); below 1 where their "
+        "inputs are large, e.g. max-pooled MobileNetV2 features, on which single-linear heads diverge at the full rate",
+    )
 
 
 class LossConfig(_Strict):

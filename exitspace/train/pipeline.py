@@ -81,9 +81,22 @@ def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoad
     }
 
 
-def _sgd(lr: float, momentum: float, nesterov: bool, weight_decay: float):  # type: ignore[no-untyped-def]
-    return lambda model: torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0,
-                                         weight_decay=weight_decay)
+def parameter_groups(model: nn.Module, lr: float, head_lr_scale: float) -> list[dict[str, Any]]:
+    """Optimiser groups: all parameters at ``lr``, or, when scaled, the early exits' heads in a second group
+    at ``lr * head_lr_scale``, which keeps its factor as ``lr_scale`` (one group when unscaled, so older
+    checkpoints keep loading)."""
+    if head_lr_scale == 1.0 or not isinstance(model, EENN):
+        return [{"params": list(model.parameters()), "lr": lr}]
+    early = {id(param) for param in model.early_head_parameters()}
+    rest = [param for param in model.parameters() if id(param) not in early]
+    return [{"params": rest, "lr": lr},
+            {"params": model.early_head_parameters(), "lr": lr * head_lr_scale, "lr_scale": head_lr_scale}]
+
+
+def _sgd(lr: float, momentum: float, nesterov: bool, weight_decay: float,  # type: ignore[no-untyped-def]
+         head_lr_scale: float):
+    return lambda model: torch.optim.SGD(parameter_groups(model, lr, head_lr_scale), lr=lr, momentum=momentum,
+                                         nesterov=nesterov and momentum > 0, weight_decay=weight_decay)
 
 
 def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
@@ -91,11 +104,13 @@ def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
 
     def scheduler(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
         if o.schedule == "onecycle":
-            return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=o.lr, total_steps=total, pct_start=o.warmup_fraction)
+            peaks = [o.lr * group.get("lr_scale", 1.0) for group in optimizer.param_groups]  # also once resumed
+            return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=o.warmup_fraction)
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
     return PhaseSettings(
-        epochs=o.epochs, make_optimizer=_sgd(o.lr, o.momentum, o.nesterov, o.weight_decay), make_scheduler=scheduler,
+        epochs=o.epochs, make_optimizer=_sgd(o.lr, o.momentum, o.nesterov, o.weight_decay, o.head_lr_scale),
+        make_scheduler=scheduler,
         weights=head_loss_weights(model.head_blocks, loss.weights), final_mask=_final_mask(model),
         label_smoothing=o.label_smoothing, distill_weight=loss.distill_weight,
         distill_temperature=loss.distill_temperature, bf16=config.runtime.bf16, compile=config.runtime.compile,
@@ -112,7 +127,7 @@ def _qat_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
     settings = _float_settings(config, model)
     settings.epochs = q.epochs
     settings.compile = False  # a few QAT epochs do not repay a compile
-    settings.make_optimizer = _sgd(q.lr, o.momentum, o.nesterov, q.weight_decay)
+    settings.make_optimizer = _sgd(q.lr, o.momentum, o.nesterov, q.weight_decay, o.head_lr_scale)
     settings.make_scheduler = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     settings.train_mode_hook = freeze_batchnorm if q.freeze_bn else None
     settings.eval_hook = lambda m, evaluating: set_observers(m, not evaluating)

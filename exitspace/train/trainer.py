@@ -93,6 +93,22 @@ def train_step(
     return logits, loss
 
 
+def rebuilt_schedule(
+    settings: PhaseSettings, optimizer: torch.optim.Optimizer, total_steps: int, steps_taken: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A fresh schedule of ``total_steps`` for an optimiser restored mid-phase, fast-forwarded by ``steps_taken``.
+
+    The learning rates restart from each group's initial rate first: a cosine schedule would otherwise
+    take the decayed rate it finds as its new start.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = group.get("initial_lr", group["lr"])
+    scheduler = settings.make_scheduler(optimizer, max(1, total_steps))
+    for _ in range(steps_taken):
+        scheduler.step()
+    return scheduler
+
+
 def _compiled(model: nn.Module, reporter: Reporter, name: str) -> nn.Module:
     """``torch.compile(model)``, sharing its parameters; compiling happens at the first step."""
     reporter.log(f"{name}: compiling the training step with torch.compile (the first step takes minutes)")
@@ -136,9 +152,7 @@ def run_phase(
         if saved_epochs != settings.epochs:
             # The epoch count was changed between runs: rebuild the schedule for the new length and
             # fast-forward it to the steps already taken (the rest of the curve is compressed/stretched).
-            scheduler = settings.make_scheduler(optimizer, max(1, settings.epochs * steps_per_epoch))
-            for _ in range(start_epoch * steps_per_epoch):
-                scheduler.step()
+            scheduler = rebuilt_schedule(settings, optimizer, settings.epochs * steps_per_epoch, start_epoch * steps_per_epoch)
             reporter.log(f"{name}: schedule rescaled from {saved_epochs} to {settings.epochs} epochs at epoch {start_epoch}")
     steps_done = 0
     step_model = _compiled(model, reporter, name) if settings.compile and start_epoch < settings.epochs else model
