@@ -264,3 +264,31 @@ def test_head_lr_scale_puts_the_early_heads_in_a_slower_group_in_float_and_qat(t
     assert len(unscaled.param_groups) == 1  # older checkpoints (one group) keep loading
     summary = run_training(config, tmp_path, reporter=_quiet(tmp_path))
     assert max(summary["pairs"]["32/32"]["accuracy"]["test"].values()) > 0.1
+
+
+def test_swa_averages_the_epoch_weights_resumes_and_fixes_its_recipe_once_used(tmp_path: Path) -> None:
+    from exitspace.train.checkpoint import load_checkpoint
+
+    base: dict[str, Any] = {"optim": {"epochs": 1}, "qat": {"pairs": ["32/32"]}}
+    with pytest.raises(TrainingInterrupted):  # float half done without SWA: adding SWA is still allowed
+        run_training(_config(**base), tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=2)
+    config = _config(**base, swa={"epochs": 2, "lr": 0.02})
+    with pytest.raises(TrainingInterrupted):  # float (4 steps) completes, SWA stops in its second epoch
+        run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=5)
+    swa_dir = tmp_path / "b" / "swa"
+    after_first = load_checkpoint(swa_dir / "checkpoint.pt")["model"]
+    with pytest.raises(ConfigError, match=r"^swa\.lr: "):
+        run_training(_config(**base, swa={"epochs": 2, "lr": 0.05}), tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+    summary = run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+    after_second = load_checkpoint(swa_dir / "checkpoint.pt")["model"]
+    averaged = load_checkpoint(swa_dir / "model.pt")["model"]
+    parameters = [key for key in averaged if not key.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert parameters and not torch.equal(after_first[parameters[0]], after_second[parameters[0]])
+    for key in parameters:
+        assert torch.allclose(averaged[key], (after_first[key] + after_second[key]) / 2, atol=1e-6), key
+    running = next(key for key in averaged if key.endswith("running_mean"))
+    assert not torch.equal(averaged[running], after_second[running])  # BatchNorm statistics recomputed
+    assert summary["swa_history"][-1]["epoch"] == "average" and "val_acc_last_head" in summary["swa_history"][-1]
+    assert ExitTable.load(exit_table_path(tmp_path / "b", (32, 32))).meta["swa"] == {"epochs": 2, "lr": 0.02}
+    run_training(config, tmp_path / "a", reporter=_quiet(tmp_path / "a"))
+    assert _hash(tmp_path / "a", (32, 32)) == _hash(tmp_path / "b", (32, 32))

@@ -53,6 +53,17 @@ class LossConfig(_Strict):
     )
 
 
+class SWAConfig(_Strict):
+    """Stochastic weight averaging after the float phase (Izmailov et al., 2018); off at 0 epochs.
+
+    SGD at a constant rate from the float weights, averaging the weights after every epoch; BatchNorm
+    statistics are then recomputed over one training epoch. QAT and the float exit table start from the average.
+    """
+
+    epochs: int = Field(0, ge=0)
+    lr: float = Field(0.02, gt=0, description="constant learning rate (momentum, weight decay and head_lr_scale from optim)")
+
+
 class QATConfig(_Strict):
     """Quantization-aware fine-tuning from the float checkpoint, one run per precision pair."""
 
@@ -89,13 +100,14 @@ class RuntimeConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    """A whole training run: float supernet, then QAT per precision pair, then exit tables."""
+    """A whole training run: float supernet (optionally weight-averaged), then QAT per precision pair, then exit tables."""
 
     name: str = "run"
     model: dict[str, Any] = Field(default_factory=dict, description="EENNSpec fields (exitspace.models)")
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    swa: SWAConfig = Field(default_factory=SWAConfig)
     qat: QATConfig = Field(default_factory=QATConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 

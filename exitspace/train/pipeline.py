@@ -117,6 +117,17 @@ def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
     )
 
 
+def _swa_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
+    swa = config.swa
+    settings = _float_settings(config, model)
+    settings.epochs = swa.epochs
+    settings.make_optimizer = _sgd(swa.lr, config.optim.momentum, config.optim.nesterov, config.optim.weight_decay,
+                                   config.optim.head_lr_scale)
+    settings.make_scheduler = lambda opt, total: torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=total)
+    settings.average_weights = True
+    return settings
+
+
 def _final_mask(model: EENN) -> torch.Tensor:
     last = max(model.head_blocks)
     return torch.tensor([b == last for b in model.head_blocks])
@@ -213,7 +224,7 @@ def run_training(
     summary.setdefault("pairs", {})
     meta_base = {"model_spec": spec.model_dump(mode="json"), "dataset": splits.info["dataset"],
                  "split_seed": splits.info["split_seed"], "val_size": splits.info["val_size"], "seed": config.runtime.seed,
-                 "config_name": config.name}
+                 "config_name": config.name, **({"swa": config.swa.model_dump()} if config.swa.epochs else {})}
 
     float_model: EENN | None = None
 
@@ -226,6 +237,11 @@ def run_training(
                                 _float_settings(config, model), reporter, stop_after_steps)
             summary["float_history"] = history
             summary.setdefault("float_seconds", time.perf_counter() - started)
+            if config.swa.epochs:
+                started = time.perf_counter()
+                summary["swa_history"] = run_phase("swa", model, loaders["train"], loaders["val"], run_dir / "swa",
+                                                   _swa_settings(config, model), reporter, stop_after_steps)
+                summary.setdefault("swa_seconds", time.perf_counter() - started)
             float_model = model
         return float_model
 

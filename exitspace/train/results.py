@@ -67,7 +67,9 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None)
         f"Dataset {summary['data']['dataset']}: train/val/test {summary['data']['train_size']}/"
         f"{summary['data']['val_size']}/{summary['data']['test_size']}, split seed {summary['data']['split_seed']}. "
         f"Heads `<exit>:<type>`, mounted after block bN; the final exit is {final.split(':')[0]}.",
-        "Every head comes from one supernet per pair, all heads trained in one run (QAT fine-tuned from the float weights).",
+        "Every head comes from one supernet per pair, all heads trained in one run (QAT fine-tuned from the float weights)."
+        + (f" The float weights are a stochastic weight average over {len(summary['swa_history']) - 1} further epochs."
+           if summary.get("swa_history") else ""),
         "",
         "## Test",
         "",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from exitspace.data.loader import BatchLoader
 from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
@@ -41,6 +42,7 @@ class PhaseSettings:
     train_mode_hook: Callable[[nn.Module], None] | None = None  # e.g. freeze BN in QAT
     eval_hook: Callable[[nn.Module, bool], None] | None = None  # (model, evaluating) e.g. freeze observers
     compile: bool = False  # torch.compile the training step's model (evaluation and checkpoints stay eager)
+    average_weights: bool = False  # SWA: the phase's result is the mean of the weights after each epoch
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,6 +95,23 @@ def train_step(
     return logits, loss
 
 
+def validation_accuracy(model: nn.Module, loader: BatchLoader, settings: PhaseSettings) -> dict[str, float]:
+    """Validation accuracy of the last, the best and the first head."""
+    if settings.eval_hook is not None:
+        settings.eval_hook(model, True)
+    logits, labels = predict(model, loader, bf16=settings.bf16)
+    if settings.eval_hook is not None:
+        settings.eval_hook(model, False)
+    acc = head_accuracy(logits, labels)
+    return {"val_acc_last_head": float(acc[-1]), "val_acc_best_head": float(acc.max()), "val_acc_first_head": float(acc[0])}
+
+
+def _adopt_average(model: nn.Module, averaged: AveragedModel, train_loader: BatchLoader, epoch: int) -> None:
+    """Load the averaged weights into ``model`` and recompute its BatchNorm statistics over one training epoch."""
+    model.load_state_dict(averaged.module.state_dict())
+    update_bn(train_loader.epoch(epoch), model)
+
+
 def rebuilt_schedule(
     settings: PhaseSettings, optimizer: torch.optim.Optimizer, total_steps: int, steps_taken: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
@@ -140,9 +159,12 @@ def run_phase(
     steps_per_epoch = len(train_loader)
     scheduler = settings.make_scheduler(optimizer, max(1, settings.epochs * steps_per_epoch))
     start_epoch, history = 0, []
+    averaged = AveragedModel(model) if settings.average_weights else None
     if (phase_dir / CHECKPOINT).is_file():
         state = load_checkpoint(phase_dir / CHECKPOINT)
         model.load_state_dict(state["model"])
+        if averaged is not None:
+            averaged.load_state_dict(state["averaged"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
@@ -192,21 +214,21 @@ def run_phase(
         if not math.isfinite(record["train_loss"]):
             raise FloatingPointError(f"{name}: loss is {record['train_loss']} in epoch {epoch + 1}; lower the learning rate")
         if val_loader is not None:
-            if settings.eval_hook is not None:
-                settings.eval_hook(model, True)
-            logits, labels = predict(model, val_loader, bf16=settings.bf16)
-            if settings.eval_hook is not None:
-                settings.eval_hook(model, False)
-            acc = head_accuracy(logits, labels)
-            record["val_acc_last_head"] = float(acc[-1])
-            record["val_acc_best_head"] = float(acc.max())
-            record["val_acc_first_head"] = float(acc[0])
+            record.update(validation_accuracy(model, val_loader, settings))
         history.append(record)
         reporter.end_epoch(task, record)
+        if averaged is not None:
+            averaged.update_parameters(model)
         save_checkpoint(phase_dir / CHECKPOINT, {
             "epoch": epoch + 1, "epochs": settings.epochs, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "history": history, "phase": name,
+            **({"averaged": averaged.state_dict()} if averaged is not None else {}),
         })
+    if averaged is not None:
+        _adopt_average(model, averaged, train_loader, settings.epochs)
+        record = {"epoch": "average", **(validation_accuracy(model, val_loader, settings) if val_loader is not None else {})}
+        history.append(record)
+        reporter.log(f"{name}: weights averaged over {settings.epochs} epochs, BatchNorm statistics recomputed; {record}")
     save_checkpoint(phase_dir / FINAL, {"model": model.state_dict(), "history": history, "phase": name})
     (phase_dir / DONE).write_text(json.dumps({"phase": name, "epochs": settings.epochs, "history": history}, indent=1))
     return history
