@@ -239,27 +239,31 @@ def test_failed_compile_falls_back_to_eager_with_one_log_line(tmp_path: Path, mo
     assert "torch.compile failed (RuntimeError: no C++ compiler found); training eagerly" in log
 
 
-def test_head_lr_scale_puts_the_early_heads_in_a_slower_group_in_float_and_qat(tmp_path: Path) -> None:
+def test_head_lr_scales_put_early_and_final_heads_in_slower_groups_in_float_and_qat(tmp_path: Path) -> None:
     from exitspace.data.registry import load_splits
     from exitspace.train.pipeline import _float_settings, _qat_settings, build_float_model, model_spec
 
-    config = _config(model={"head_types": ["pool4_fc1", "pool4_fc2"]}, optim={"head_lr_scale": 0.1, "epochs": 1})
+    config = _config(model={"head_types": ["pool4_fc1", "pool4_fc2"]},
+                     optim={"head_lr_scale": 0.1, "final_head_lr_scale": 0.5, "epochs": 1})
     model = build_float_model(config, model_spec(config, load_splits(config.data)))
-    early = {id(p) for p in model.early_head_parameters()}
-    final_heads = [p for name, head in model.heads.items() if name.startswith(model.head_keys[-1][0]) for p in head.parameters()]
-    assert early and final_heads and not early & {id(p) for p in final_heads}
+    early, final = ({id(p) for p in model.head_parameters(final=flag)} for flag in (False, True))
+    assert early and final and not early & final
+    final_module = model.head(model.head_keys[-1])
+    assert {id(p) for p in final_module.parameters()} <= final
     for settings, peak in ((_float_settings(config, model), 0.05), (_qat_settings(config, model), config.qat.lr)):
         optimizer = settings.make_optimizer(model)
-        backbone_group, head_group = optimizer.param_groups
-        assert {id(p) for p in head_group["params"]} == early
-        assert len(backbone_group["params"]) + len(early) == len(list(model.parameters()))
+        backbone_group, early_group, final_group = optimizer.param_groups
+        assert {id(p) for p in early_group["params"]} == early and {id(p) for p in final_group["params"]} == final
+        assert len(backbone_group["params"]) + len(early) + len(final) == len(list(model.parameters()))
         scheduler = settings.make_scheduler(optimizer, 100)
         for _ in range(15):  # one-cycle peaks after 15% of the steps; QAT's cosine decays from its start
             optimizer.step(); scheduler.step()
         rates = scheduler.get_last_lr()
-        assert rates[1] == pytest.approx(0.1 * rates[0]) and rates[0] <= peak + 1e-12
+        assert rates[1:] == pytest.approx([0.1 * rates[0], 0.5 * rates[0]]) and rates[0] <= peak + 1e-12
         rebuilt = rebuilt_schedule(settings, optimizer, 100, 15)  # as a resume with a changed epoch count does
         assert rebuilt.get_last_lr() == pytest.approx(rates)
+    only_early = _float_settings(_config(optim={"head_lr_scale": 0.1}), model).make_optimizer(model)
+    assert [g.get("lr_scale") for g in only_early.param_groups] == [None, 0.1]
     unscaled = _float_settings(_config(), model).make_optimizer(model)
     assert len(unscaled.param_groups) == 1  # older checkpoints (one group) keep loading
     summary = run_training(config, tmp_path, reporter=_quiet(tmp_path))

@@ -192,10 +192,10 @@ class EENN(_Tagged):
         """The head module of a head key such as "A:pool4_fc1"."""
         return self.heads[_module_name(key)]
 
-    def early_head_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the heads mounted before the last block (the early exits, not the final exit)."""
+    def head_parameters(self, final: bool) -> list[nn.Parameter]:
+        """Parameters of the final exit's heads (``final``), or of the early exits' heads (mounted before the last block)."""
         last = max(self.head_blocks)
-        return [param for name, (_, block) in self._head_of_module.items() if block != last
+        return [param for name, (_, block) in self._head_of_module.items() if (block == last) == final
                 for param in self.heads[name].parameters()]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

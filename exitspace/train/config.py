@@ -36,6 +36,7 @@ class OptimConfig(_Strict):
         description="learning-rate factor for the early exits' heads (float and QAT); below 1 where their "
         "inputs are large, e.g. max-pooled MobileNetV2 features, on which single-linear heads diverge at the full rate",
     )
+    final_head_lr_scale: float = Field(1.0, gt=0, le=1, description="the same for the final exit's heads")
 
 
 class LossConfig(_Strict):

@@ -81,22 +81,28 @@ def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoad
     }
 
 
-def parameter_groups(model: nn.Module, lr: float, head_lr_scale: float) -> list[dict[str, Any]]:
-    """Optimiser groups: all parameters at ``lr``, or, when scaled, the early exits' heads in a second group
-    at ``lr * head_lr_scale``, which keeps its factor as ``lr_scale`` (one group when unscaled, so older
-    checkpoints keep loading)."""
-    if head_lr_scale == 1.0 or not isinstance(model, EENN):
-        return [{"params": list(model.parameters()), "lr": lr}]
-    early = {id(param) for param in model.early_head_parameters()}
-    rest = [param for param in model.parameters() if id(param) not in early]
-    return [{"params": rest, "lr": lr},
-            {"params": model.early_head_parameters(), "lr": lr * head_lr_scale, "lr_scale": head_lr_scale}]
+def parameter_groups(model: nn.Module, lr: float, scales: tuple[float, float]) -> list[dict[str, Any]]:
+    """Optimiser groups: everything at ``lr``, except that the early exits' heads and the final exit's heads
+    each get a group of their own at ``lr`` times their factor in ``scales`` (early, final) when it is not 1.
+    A scaled group keeps its factor as ``lr_scale``; with no factor below 1 there is one group, as older
+    checkpoints have."""
+    groups: list[dict[str, Any]] = []
+    if isinstance(model, EENN):
+        for final, scale in zip((False, True), scales):
+            if scale != 1.0:
+                groups.append({"params": model.head_parameters(final), "lr": lr * scale, "lr_scale": scale})
+    taken = {id(param) for group in groups for param in group["params"]}
+    return [{"params": [param for param in model.parameters() if id(param) not in taken], "lr": lr}, *groups]
 
 
 def _sgd(lr: float, momentum: float, nesterov: bool, weight_decay: float,  # type: ignore[no-untyped-def]
-         head_lr_scale: float):
-    return lambda model: torch.optim.SGD(parameter_groups(model, lr, head_lr_scale), lr=lr, momentum=momentum,
+         head_lr_scales: tuple[float, float]):
+    return lambda model: torch.optim.SGD(parameter_groups(model, lr, head_lr_scales), lr=lr, momentum=momentum,
                                          nesterov=nesterov and momentum > 0, weight_decay=weight_decay)
+
+
+def _head_lr_scales(config: TrainConfig) -> tuple[float, float]:
+    return config.optim.head_lr_scale, config.optim.final_head_lr_scale
 
 
 def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
@@ -109,7 +115,7 @@ def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
     return PhaseSettings(
-        epochs=o.epochs, make_optimizer=_sgd(o.lr, o.momentum, o.nesterov, o.weight_decay, o.head_lr_scale),
+        epochs=o.epochs, make_optimizer=_sgd(o.lr, o.momentum, o.nesterov, o.weight_decay, _head_lr_scales(config)),
         make_scheduler=scheduler,
         weights=head_loss_weights(model.head_blocks, loss.weights), final_mask=_final_mask(model),
         label_smoothing=o.label_smoothing, distill_weight=loss.distill_weight,
@@ -122,7 +128,7 @@ def _swa_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
     settings = _float_settings(config, model)
     settings.epochs = swa.epochs
     settings.make_optimizer = _sgd(swa.lr, config.optim.momentum, config.optim.nesterov, config.optim.weight_decay,
-                                   config.optim.head_lr_scale)
+                                   _head_lr_scales(config))
     settings.make_scheduler = lambda opt, total: torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=total)
     settings.average_weights = True
     return settings
@@ -138,7 +144,7 @@ def _qat_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
     settings = _float_settings(config, model)
     settings.epochs = q.epochs
     settings.compile = False  # a few QAT epochs do not repay a compile
-    settings.make_optimizer = _sgd(q.lr, o.momentum, o.nesterov, q.weight_decay, o.head_lr_scale)
+    settings.make_optimizer = _sgd(q.lr, o.momentum, o.nesterov, q.weight_decay, _head_lr_scales(config))
     settings.make_scheduler = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     settings.train_mode_hook = freeze_batchnorm if q.freeze_bn else None
     settings.eval_hook = lambda m, evaluating: set_observers(m, not evaluating)
