@@ -62,7 +62,8 @@ class SWAConfig(_Strict):
     """
 
     epochs: int = Field(0, ge=0)
-    lr: float = Field(0.02, gt=0, description="constant learning rate (momentum, weight decay and head_lr_scale from optim)")
+    lr: float = Field(0.01, gt=0, description="constant learning rate (the SWA paper's for CIFAR-10); momentum, "
+                      "weight decay and the heads' rate factors come from optim")
 
 
 class QATConfig(_Strict):
