@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -123,8 +124,10 @@ def rebuilt_schedule(
     for group in optimizer.param_groups:
         group["lr"] = group.get("initial_lr", group["lr"])
     scheduler = settings.make_scheduler(optimizer, max(1, total_steps))
-    for _ in range(steps_taken):
-        scheduler.step()
+    with warnings.catch_warnings():  # fast-forwarding: no optimiser steps are due, so PyTorch's order warning is moot
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+        for _ in range(steps_taken):
+            scheduler.step()
     return scheduler
 
 
