@@ -296,3 +296,17 @@ def test_swa_averages_the_epoch_weights_resumes_and_fixes_its_recipe_once_used(t
     assert ExitTable.load(exit_table_path(tmp_path / "b", (32, 32))).meta["swa"] == {"epochs": 2, "lr": 0.02}
     run_training(config, tmp_path / "a", reporter=_quiet(tmp_path / "a"))
     assert _hash(tmp_path / "a", (32, 32)) == _hash(tmp_path / "b", (32, 32))
+
+
+def test_resume_within_an_epoch_matches_uninterrupted(tmp_path: Path) -> None:
+    config = _config(runtime={"checkpoint_minutes": 0})  # a checkpoint after every step
+    run_training(_config(), tmp_path / "a", reporter=_quiet(tmp_path / "a"))
+    with pytest.raises(TrainingInterrupted):  # 4 steps an epoch: stop in the middle of the second
+        run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=6)
+    run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+    log = (tmp_path / "b" / "train.log").read_text()
+    assert "resuming after epoch 1/2, step 2/4 of the next" in log
+    assert _hash(tmp_path / "a", (32, 32)) == _hash(tmp_path / "b", (32, 32))
+    first = json.loads((tmp_path / "a" / "summary.json").read_text())["float_history"]
+    resumed = json.loads((tmp_path / "b" / "summary.json").read_text())["float_history"]
+    assert [r["train_loss"] for r in resumed] == pytest.approx([r["train_loss"] for r in first])

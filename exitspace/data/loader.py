@@ -14,7 +14,7 @@ class BatchLoader:
     """Yields ``(images float32 [B, C, H, W], labels int64 [B])``.
 
     The order and augmentation of epoch ``e`` depend only on ``(seed, e)``, so a run resumed at an
-    epoch boundary sees exactly the batches an uninterrupted run would.
+    epoch boundary, or within an epoch (``skip``), sees exactly the batches an uninterrupted run would.
     """
 
     def __init__(
@@ -48,8 +48,8 @@ class BatchLoader:
         """Images per epoch (after drop_last)."""
         return len(self) * self.batch_size if self.drop_last else int(self.labels.shape[0])
 
-    def epoch(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of one epoch."""
+    def epoch(self, epoch: int = 0, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of one epoch, without its first ``skip`` (drawn all the same, so the rest match)."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         n = self.labels.shape[0]
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
@@ -63,6 +63,8 @@ class BatchLoader:
             x = normalize(images, self.mean, self.std)
             if self.augment and self.cutout_size:
                 x = cutout(x, self.cutout_size, generator)
+            if i < skip:
+                continue
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[index]

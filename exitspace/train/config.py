@@ -97,6 +97,10 @@ class RuntimeConfig(_Strict):
         False, description="torch.compile the float training step (needs a C++ compiler; minutes to compile, "
         "then ~1.7x faster on CPU); falls back to eager with a warning if compiling fails"
     )
+    checkpoint_minutes: float | None = Field(
+        10.0, ge=0, description="also checkpoint within an epoch this often (None: at epoch ends only); "
+        "a resumed run continues from that step with the batches an uninterrupted run would see",
+    )
     eval_batch_size: int = Field(500, ge=1)
     log_every: int = Field(50, ge=1, description="steps between log lines when not on a terminal")
 

@@ -120,6 +120,7 @@ def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
         weights=head_loss_weights(model.head_blocks, loss.weights), final_mask=_final_mask(model),
         label_smoothing=o.label_smoothing, distill_weight=loss.distill_weight,
         distill_temperature=loss.distill_temperature, bf16=config.runtime.bf16, compile=config.runtime.compile,
+        checkpoint_minutes=config.runtime.checkpoint_minutes,
     )
 
 

@@ -44,6 +44,7 @@ class PhaseSettings:
     eval_hook: Callable[[nn.Module, bool], None] | None = None  # (model, evaluating) e.g. freeze observers
     compile: bool = False  # torch.compile the training step's model (evaluation and checkpoints stay eager)
     average_weights: bool = False  # SWA: the phase's result is the mean of the weights after each epoch
+    checkpoint_minutes: float | None = None  # also checkpoint within an epoch once this long has passed since the last
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -147,7 +148,8 @@ def run_phase(
     reporter: Reporter,
     stop_after_steps: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Train ``model`` for ``settings.epochs`` epochs, checkpointing after each; resume if a checkpoint exists.
+    """Train ``model`` for ``settings.epochs`` epochs, checkpointing after each (and within one every
+    ``settings.checkpoint_minutes``); resume from a checkpoint where one exists, mid-epoch included.
 
     When the phase is already complete (``done.json``), only loads the final weights. Returns the
     per-epoch history.
@@ -161,7 +163,7 @@ def run_phase(
     optimizer = settings.make_optimizer(model)
     steps_per_epoch = len(train_loader)
     scheduler = settings.make_scheduler(optimizer, max(1, settings.epochs * steps_per_epoch))
-    start_epoch, history = 0, []
+    start_epoch, start_step, partial, history = 0, 0, None, []
     averaged = AveragedModel(model) if settings.average_weights else None
     if (phase_dir / CHECKPOINT).is_file():
         state = load_checkpoint(phase_dir / CHECKPOINT)
@@ -171,24 +173,37 @@ def run_phase(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
-        reporter.log(f"{name}: resuming after epoch {start_epoch}/{settings.epochs} from {phase_dir / CHECKPOINT}")
+        start_step, partial = int(state.get("step", 0)), state.get("partial")
+        within = f", step {start_step}/{steps_per_epoch} of the next" if start_step else ""
+        reporter.log(f"{name}: resuming after epoch {start_epoch}/{settings.epochs}{within} from {phase_dir / CHECKPOINT}")
         saved_total = state["scheduler"].get("total_steps", state["scheduler"].get("T_max"))
         saved_epochs = int(state.get("epochs", round(saved_total / steps_per_epoch) if saved_total else settings.epochs))
         if saved_epochs != settings.epochs:
             # The epoch count was changed between runs: rebuild the schedule for the new length and
             # fast-forward it to the steps already taken (the rest of the curve is compressed/stretched).
-            scheduler = rebuilt_schedule(settings, optimizer, settings.epochs * steps_per_epoch, start_epoch * steps_per_epoch)
+            scheduler = rebuilt_schedule(settings, optimizer, settings.epochs * steps_per_epoch,
+                                         start_epoch * steps_per_epoch + start_step)
             reporter.log(f"{name}: schedule rescaled from {saved_epochs} to {settings.epochs} epochs at epoch {start_epoch}")
+    def progress(epochs_done: int, step: int, **more: Any) -> dict[str, Any]:
+        return {"epoch": epochs_done, "step": step, "epochs": settings.epochs, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
+                "phase": name, **({"averaged": averaged.state_dict()} if averaged is not None else {}), **more}
+
     steps_done = 0
     step_model = _compiled(model, reporter, name) if settings.compile and start_epoch < settings.epochs else model
     for epoch in range(start_epoch, settings.epochs):
         model.train()
         if settings.train_mode_hook is not None:
             settings.train_mode_hook(model)
-        loss_sum = torch.zeros(()); correct = torch.zeros((), dtype=torch.long); seen = 0
-        started = time.perf_counter()
+        skip = start_step if epoch == start_epoch else 0
+        loss_sum = torch.zeros(()); correct = torch.zeros((), dtype=torch.long); seen = 0; before = 0.0
+        if skip and partial:
+            loss_sum, correct = torch.tensor(partial["loss_sum"]), torch.tensor(partial["correct"])
+            seen, before = int(partial["seen"]), float(partial["seconds"])
+        started = time.perf_counter() - before
+        last_save = time.perf_counter()
         task = reporter.start_epoch(f"{name} {epoch + 1}/{settings.epochs}", steps_per_epoch)
-        for step, (x, y) in enumerate(train_loader.epoch(epoch)):
+        for step, (x, y) in enumerate(train_loader.epoch(epoch, skip=skip), start=skip):
             try:
                 logits, loss = train_step(step_model, optimizer, scheduler, x, y, settings)
             except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
@@ -207,6 +222,12 @@ def run_phase(
             elapsed = time.perf_counter() - started
             reporter.step(task, step + 1, loss=float(loss_sum) / seen, acc=float(correct) / seen, ips=seen / elapsed,
                           lr=scheduler.get_last_lr()[0])
+            if (settings.checkpoint_minutes is not None and step + 1 < steps_per_epoch
+                    and time.perf_counter() - last_save >= 60 * settings.checkpoint_minutes):
+                partial = {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
+                           "seconds": time.perf_counter() - started}
+                save_checkpoint(phase_dir / CHECKPOINT, progress(epoch, step + 1, partial=partial))
+                last_save = time.perf_counter()
             if stop_after_steps is not None and steps_done >= stop_after_steps:
                 raise TrainingInterrupted(f"{name}: stopped after {steps_done} steps (simulated interruption)")
         train_seconds = time.perf_counter() - started
@@ -222,11 +243,7 @@ def run_phase(
         reporter.end_epoch(task, record)
         if averaged is not None:
             averaged.update_parameters(model)
-        save_checkpoint(phase_dir / CHECKPOINT, {
-            "epoch": epoch + 1, "epochs": settings.epochs, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "history": history, "phase": name,
-            **({"averaged": averaged.state_dict()} if averaged is not None else {}),
-        })
+        save_checkpoint(phase_dir / CHECKPOINT, progress(epoch + 1, 0))
     if averaged is not None:
         _adopt_average(model, averaged, train_loader, settings.epochs)
         record = {"epoch": "average", **(validation_accuracy(model, val_loader, settings) if val_loader is not None else {})}
