@@ -116,8 +116,9 @@ def test_width_multiplier_rounds_to_multiples_of_eight() -> None:
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
-        ({"backbone": "vgg"}, "backbone 'vgg': unknown"),
-        ({"head_types": ["pool2_fc"]}, "head type 'pool2_fc': unknown"),
+        ({"backbone": "vgg"}, "model.backbone: backbone 'vgg': unknown"),
+        ({"head_types": ["pool2_fc"]}, "model.head_types: head type 'pool2_fc': unknown"),
+        ({"final_head_types": ["gap"]}, "model.final_head_types: head type 'gap': unknown"),
         ({"candidates": [11]}, "model.candidates: block 11 is out of range"),
         ({"candidates": [-1]}, "out of range"),
         ({"candidates": [1, 1]}, "lists a block twice"),

@@ -56,9 +56,16 @@ class EENNSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "EENNSpec":
-        entry = backbone_entry(self.backbone)
-        for name in [*self.head_types, *(self.final_head_types or [])]:
-            check_head_type(name)
+        try:
+            entry = backbone_entry(self.backbone)
+        except ConfigError as exc:
+            raise ConfigError(f"model.backbone: {exc}") from None
+        for field_name in ("head_types", "final_head_types"):
+            for name in getattr(self, field_name) or []:
+                try:
+                    check_head_type(name)
+                except ConfigError as exc:
+                    raise ConfigError(f"model.{field_name}: {exc}") from None
         for field_name in ("head_types", "final_head_types"):
             values = getattr(self, field_name) or []
             if len(set(values)) != len(values):
