@@ -241,7 +241,7 @@ def test_failed_compile_falls_back_to_eager_with_one_log_line(tmp_path: Path, mo
 
 def test_head_lr_scales_put_early_and_final_heads_in_slower_groups_in_float_and_qat(tmp_path: Path) -> None:
     from exitspace.data.registry import load_splits
-    from exitspace.train.pipeline import _float_settings, _qat_settings, build_float_model, model_spec
+    from exitspace.train.pipeline import _float_settings, qat_settings, build_float_model, model_spec
 
     config = _config(model={"head_types": ["pool4_fc1", "pool4_fc2"]},
                      optim={"head_lr_scale": 0.1, "final_head_lr_scale": 0.5, "epochs": 1})
@@ -250,7 +250,7 @@ def test_head_lr_scales_put_early_and_final_heads_in_slower_groups_in_float_and_
     assert early and final and not early & final
     final_module = model.head(model.head_keys[-1])
     assert {id(p) for p in final_module.parameters()} <= final
-    for settings, peak in ((_float_settings(config, model), 0.05), (_qat_settings(config, model), config.qat.lr)):
+    for settings, peak in ((_float_settings(config, model), 0.05), (qat_settings(config, model), config.qat.lr)):
         optimizer = settings.make_optimizer(model)
         backbone_group, early_group, final_group = optimizer.param_groups
         assert {id(p) for p in early_group["params"]} == early and {id(p) for p in final_group["params"]} == final

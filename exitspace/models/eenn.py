@@ -137,10 +137,17 @@ def _module_name(key: str) -> str:
 
 
 class _Tagged(nn.Module):
-    """Mixin: map a submodule path to (layer-name prefix, block tag, exit) for workload extraction."""
+    """Mixin: which heads are final, and a submodule path -> (layer-name prefix, block tag, exit) for workload extraction."""
 
     backbone: Backbone
     _head_of_module: dict[str, tuple[str, int]]
+    heads: nn.ModuleDict
+
+    def head_parameters(self, final: bool) -> list[nn.Parameter]:
+        """Parameters of the final exit's heads (``final``), or of the early exits' heads (mounted before the last block)."""
+        last = max(block for _, block in self._head_of_module.values())
+        return [param for name, (_, block) in self._head_of_module.items() if (block == last) == final
+                for param in self.heads[name].parameters()]
 
     def workload_tag(self, path: str) -> tuple[str, str, str | None]:
         """(name, block, exit) for the submodule at ``path`` (e.g. "backbone.blocks.3.expand.0")."""
@@ -199,12 +206,6 @@ class EENN(_Tagged):
         """The head module of a head key such as "A:pool4_fc1"."""
         return self.heads[_module_name(key)]
 
-    def head_parameters(self, final: bool) -> list[nn.Parameter]:
-        """Parameters of the final exit's heads (``final``), or of the early exits' heads (mounted before the last block)."""
-        last = max(self.head_blocks)
-        return [param for name, (_, block) in self._head_of_module.items() if (block == last) == final
-                for param in self.heads[name].parameters()]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every head: ``[batch, len(head_keys), classes]``."""
         x = self.backbone.stem(x)
@@ -245,6 +246,8 @@ class EENNSubnet(_Tagged):
     only the final head, as the static baseline of a trained supernet.
     """
 
+    head_grad_scale: float = 1.0  # as the supernet's: gradient factor from the earlier chosen heads into the backbone
+
     def __init__(self, supernet: EENN, head_keys: Sequence[str]) -> None:
         super().__init__()
         unknown = [key for key in head_keys if key not in supernet.head_keys]
@@ -278,10 +281,13 @@ class EENNSubnet(_Tagged):
         """Logits of the chosen heads: ``[batch, len(head_keys), classes]``."""
         x = self.backbone.stem(x)
         outputs = []
-        for index in range(max(self._blocks) + 1):
+        last = max(self._blocks)
+        for index in range(last + 1):
             x = self.backbone.blocks[index](x)
-            for name in self._heads_after.get(index, []):
-                outputs.append(self.heads[name](x))
+            names = self._heads_after.get(index, [])
+            if names:
+                features = x if index == last else scale_gradient(x, self.head_grad_scale)
+                outputs.extend(self.heads[name](features) for name in names)
         return torch.stack(outputs, dim=1)
 
 

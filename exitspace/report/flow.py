@@ -274,6 +274,8 @@ def run_flow(
     results["alignment_sweep"] = alignment_sweep(workload, system, backend, config.report.sweep_layers)
     phases.done("alignment sweep")
     results["exit_tables"] = origin
+    results["exit_table_hashes"] = {f"{b}/{e}": table.meta.get("model_hash")
+                                    for (b, e), table in sorted(inputs.evaluator.tables.items())}
     results["hardware"] = system.name
     results["cost_backend"] = f"{backend.name} {backend.version}"
     paths: dict[str, Path] = {}

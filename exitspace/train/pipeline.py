@@ -26,9 +26,10 @@ from torch import nn
 from exitspace.data.base import DataSplits
 from exitspace.data.loader import BatchLoader
 from exitspace.data.registry import load_splits
-from exitspace.models import EENN, EENNSpec, build_eenn
+from exitspace.errors import ConfigError
+from exitspace.models import EENN, EENNSpec, EENNSubnet, build_eenn
 from exitspace.models.common import keep_depthwise_in_float
-from exitspace.train.checkpoint import state_dict_hash
+from exitspace.train.checkpoint import load_checkpoint, state_dict_hash
 from exitspace.train.config import TrainConfig
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.losses import head_loss_weights, scale_early_head_gradients
@@ -37,7 +38,7 @@ from exitspace.train.quant import (
     FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
 )
 from exitspace.train.run_dir import SAVED_CONFIG, check_resumable, saved_config
-from exitspace.train.trainer import CHECKPOINT, DONE, PhaseSettings, head_accuracy, predict, run_phase
+from exitspace.train.trainer import CHECKPOINT, DONE, FINAL, PhaseSettings, head_accuracy, predict, run_phase
 
 SUMMARY = "summary.json"
 
@@ -87,7 +88,7 @@ def parameter_groups(model: nn.Module, lr: float, scales: tuple[float, float]) -
     A scaled group keeps its factor as ``lr_scale``; with no factor below 1 there is one group, as older
     checkpoints have."""
     groups: list[dict[str, Any]] = []
-    if isinstance(model, EENN):
+    if isinstance(model, (EENN, EENNSubnet)):
         for final, scale in zip((False, True), scales):
             if scale != 1.0:
                 groups.append({"params": model.head_parameters(final), "lr": lr * scale, "lr_scale": scale})
@@ -105,7 +106,7 @@ def _head_lr_scales(config: TrainConfig) -> tuple[float, float]:
     return config.optim.head_lr_scale, config.optim.final_head_lr_scale
 
 
-def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
+def _float_settings(config: TrainConfig, model: EENN | EENNSubnet) -> PhaseSettings:
     o, loss = config.optim, config.loss
 
     def scheduler(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
@@ -117,7 +118,7 @@ def _float_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
     return PhaseSettings(
         epochs=o.epochs, make_optimizer=_sgd(o.lr, o.momentum, o.nesterov, o.weight_decay, _head_lr_scales(config)),
         make_scheduler=scheduler,
-        weights=head_loss_weights(model.head_blocks, loss.weights), final_mask=_final_mask(model),
+        weights=_loss_weights(config, model), final_mask=_final_mask(model),
         label_smoothing=o.label_smoothing, distill_weight=loss.distill_weight,
         distill_temperature=loss.distill_temperature, bf16=config.runtime.bf16, compile=config.runtime.compile,
         checkpoint_minutes=config.runtime.checkpoint_minutes,
@@ -135,17 +136,29 @@ def _swa_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
     return settings
 
 
-def _final_mask(model: EENN) -> torch.Tensor:
+def _loss_weights(config: TrainConfig, model: EENN | EENNSubnet) -> torch.Tensor:
+    """The heads' loss weights; a design cut from the supernet takes its heads' entries of a weight list."""
+    mode = config.loss.weights
+    if isinstance(mode, list) and isinstance(model, EENNSubnet):
+        per_key = dict(zip(model.spec.head_keys, mode))
+        return torch.tensor([per_key[key] for key in model.head_keys], dtype=torch.float32)
+    return head_loss_weights(model.head_blocks, mode)
+
+
+def _final_mask(model: EENN | EENNSubnet) -> torch.Tensor:
     last = max(model.head_blocks)
     return torch.tensor([b == last for b in model.head_blocks])
 
 
-def _qat_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
+def qat_settings(config: TrainConfig, model: EENN | EENNSubnet, epochs: int | None = None,
+                 lr: float | None = None) -> PhaseSettings:
+    """The QAT recipe (``qat`` section; ``epochs`` / ``lr`` override it, e.g. to fine-tune one design)."""
     q, o, loss = config.qat, config.optim, config.loss
     settings = _float_settings(config, model)
-    settings.epochs = q.epochs
+    settings.epochs = q.epochs if epochs is None else epochs
     settings.compile = False  # a few QAT epochs do not repay a compile
-    settings.make_optimizer = _sgd(q.lr, o.momentum, o.nesterov, q.weight_decay, _head_lr_scales(config))
+    settings.make_optimizer = _sgd(q.lr if lr is None else lr, o.momentum, o.nesterov, q.weight_decay,
+                                   _head_lr_scales(config))
     settings.make_scheduler = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     settings.train_mode_hook = freeze_batchnorm if q.freeze_bn else None
     settings.eval_hook = lambda m, evaluating: set_observers(m, not evaluating)
@@ -184,7 +197,25 @@ def _training_knobs(model: EENN, config: TrainConfig) -> EENN:
     return model
 
 
-def write_exit_table(model: EENN, loaders: dict[str, BatchLoader], path: Path, meta: dict[str, Any]) -> ExitTable:
+def _finished_weights(phase_dir: Path) -> dict[str, Any]:
+    """The final state dict of a finished phase; one-line ConfigError when the phase has not finished."""
+    if not ((phase_dir / DONE).is_file() and (phase_dir / FINAL).is_file()):
+        raise ConfigError(f"{phase_dir}: phase not finished (no {DONE}); finish it with `exitspace train` first")
+    return load_checkpoint(phase_dir / FINAL)["model"]
+
+
+def load_trained_model(config: TrainConfig, spec: EENNSpec, run_dir: Path, pair: PrecisionPair) -> EENN:
+    """The finished supernet of ``pair`` in ``run_dir`` (the float weights, their SWA average, or the QAT
+    result), rebuilt without training: the network whose exit table ``exit_table_path(run_dir, pair)`` is."""
+    model = _training_knobs(build_eenn(spec), config)
+    model.load_state_dict(_finished_weights(Path(run_dir) / ("swa" if config.swa.epochs else "float")))
+    if pair != (FLOAT_BITS, FLOAT_BITS):
+        quantize_model(model, pair)
+        model.load_state_dict(_finished_weights(Path(run_dir) / f"qat_{pair_name(pair)}"))
+    return _to_layout(model, config)  # type: ignore[return-value]
+
+
+def write_exit_table(model: EENN | EENNSubnet, loaders: dict[str, BatchLoader], path: Path, meta: dict[str, Any]) -> ExitTable:
     """Evaluate every head on val and test in float32 (observers frozen) and save the exit table."""
     set_observers(model, False)
     logits, labels, accuracy = {}, {}, {}
@@ -270,7 +301,7 @@ def run_training(
             if not (phase_dir / CHECKPOINT).is_file() and not (phase_dir / DONE).is_file():
                 calibrate(model, loaders["train"], config.qat.calibration_batches)
             history = run_phase(f"qat {key}", model, loaders["train"], loaders["val"], phase_dir,
-                                _qat_settings(config, model), reporter, stop_after_steps)
+                                qat_settings(config, model), reporter, stop_after_steps)
         qat_meta = {} if pair == (FLOAT_BITS, FLOAT_BITS) else {
             "qat": {"epochs": config.qat.epochs, "lr": config.qat.lr, "freeze_bn": config.qat.freeze_bn}}
         table = write_exit_table(model, loaders, table_path, {**meta_base, "precision_pair": list(pair), **qat_meta})

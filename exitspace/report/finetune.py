@@ -1,0 +1,156 @@
+"""Verify a searched design by fine-tuning it alone: accuracy, exit ratios and ELP before and after.
+
+A design from a results.json (the headline design, or one of the Pareto front) is cut out of the
+supernet that the search scored, fine-tuned with its own exits only (``exitspace.train.finetune``),
+and scored again at its thresholds on its own allocation and schedule: the per-stage costs stored in
+results.json do not depend on the exit ratios, so the ELP follows from the new ratios exactly. The
+supernet is checked to be the one the search used (model hash of its exit table).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exitspace.dynamic.exits import ExitScorer
+from exitspace.errors import ConfigError
+from exitspace.search.space import parse_pair
+from exitspace.train.exit_table import ExitTable
+from exitspace.train.finetune import FinetuneRequest, finetune_design
+from exitspace.train.pipeline import exit_table_path
+from exitspace.train.progress import Reporter
+from exitspace.train.run_dir import saved_config
+
+RESULT = "finetune.json"
+SPLITS = ("val", "test")
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A results.json written by `exitspace run` / `exitspace search`; one-line ConfigError otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report" / "results.json" if (path / "report" / "results.json").is_file() else path / "results.json"
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; give the results.json of `exitspace run` (in <run dir>/report/)")
+    try:
+        results = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); give the results.json of `exitspace run`") from None
+    if not isinstance(results, dict) or not results.get("pareto"):
+        raise ConfigError(f"{path}: no Pareto designs in it; give the results.json of a finished `exitspace run`")
+    return results
+
+
+def pick_design(results: dict[str, Any], selector: str | None) -> dict[str, Any]:
+    """The Pareto entry named by ``selector``: its index in ``pareto``, its name, or None for the headline design."""
+    front = results["pareto"]
+    if selector is None:
+        name = (results.get("headline") or {}).get("design")
+        chosen = next((entry for entry in front if entry["name"] == name), None)
+        if chosen is None:
+            raise ConfigError("--design: the results have no headline design; give an index 0.."
+                              f"{len(front) - 1} into the Pareto front or a design name")
+        return chosen
+    if selector.strip().isdigit():
+        index = int(selector)
+        if index >= len(front):
+            raise ConfigError(f"--design: index {index} is out of range; the front has {len(front)} designs (0..{len(front) - 1})")
+        return front[index]
+    chosen = next((entry for entry in front if entry["name"] == selector), None)
+    if chosen is None:
+        raise ConfigError(f"--design: no Pareto design named {selector!r}; use an index 0..{len(front) - 1} or a name "
+                          "from results.json's pareto[].name")
+    return chosen
+
+
+def design_head_keys(design: dict[str, Any]) -> tuple[str, ...]:
+    """Head keys of a design's exits in network order, the final exit last (e.g. "E:pool4_fc2")."""
+    labels = [*design["exits"], design["final"]]
+    return tuple(f"{label}:{design['heads'][label]}" for label in labels)
+
+
+def _check_same_supernet(results: dict[str, Any], run_dir: Path, pair_key: str) -> None:
+    recorded = (results.get("exit_table_hashes") or {}).get(pair_key)
+    if recorded is None:
+        return  # results.json from before the hashes were recorded: nothing to compare
+    path = exit_table_path(run_dir, parse_pair(pair_key))
+    found = ExitTable.load(path).meta.get("model_hash") if path.is_file() else None
+    if found != recorded:
+        raise ConfigError(f"{run_dir}: its {pair_key} exit table is not the one these results were searched on "
+                          "(model hash differs); give the training run whose tables the search used")
+
+
+def score_design(table: ExitTable, entry: dict[str, Any], split: str, elp_definition: str) -> dict[str, Any]:
+    """Accuracy, exit ratios and ELP of a Pareto entry's design on ``table`` at the design's thresholds."""
+    design = entry["design"]
+    keys = design_head_keys(design)
+    thresholds = [np.inf if value is None else float(value) for value in design["thresholds"]][: len(keys) - 1]
+    outcome = ExitScorer.from_exit_table(table, split, keys, design.get("confidence", "max_softmax")).outcome(thresholds)
+    ratios = np.asarray(outcome.ratios)
+    energy = np.asarray([stage["cum_energy_pj"] for stage in entry["stages"]])
+    latency = np.asarray([stage["cum_latency_cycles"] for stage in entry["stages"]])
+    elp = float(ratios @ (energy * latency)) if elp_definition == "paper" else float((ratios @ energy) * (ratios @ latency))
+    return {"accuracy": outcome.accuracy, "exit_ratios": outcome.ratios, "exit_accuracy": outcome.exit_accuracy,
+            "elp": elp, "e_avg": float(ratios @ energy), "l_avg": float(ratios @ latency)}
+
+
+def _static_reference(results: dict[str, Any]) -> dict[str, Any] | None:
+    key = results.get("static_reference")
+    entry = (results.get("static") or {}).get(key) if key else None
+    return None if entry is None else {"name": entry["name"], **{split: entry[split] for split in SPLITS}}
+
+
+def verify_design(
+    results_path: Path,
+    run_dir: Path,
+    selector: str | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    head_grad_scale: float | None = None,
+    out_dir: Path | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Fine-tune one searched design from its supernet and score it before and after (writes finetune.json)."""
+    results = load_results(results_path)
+    entry = pick_design(results, selector)
+    design = entry["design"]
+    pair = (int(design["precision"][0]), int(design["precision"][1]))
+    pair_key = f"{pair[0]}/{pair[1]}"
+    run_dir = Path(run_dir)
+    config = saved_config(run_dir)
+    if config is None:
+        raise ConfigError(f"{run_dir}: no trained supernet here; give the --run-dir of the `exitspace train` run "
+                          "whose exit tables the search used")
+    _check_same_supernet(results, run_dir, pair_key)
+    request = FinetuneRequest(
+        head_keys=design_head_keys(design), pair=pair,
+        epochs=config.qat.epochs if epochs is None else epochs, lr=config.qat.lr if lr is None else lr,
+        head_grad_scale=config.loss.head_grad_scale if head_grad_scale is None else head_grad_scale)
+    if request.epochs < 1 or request.lr <= 0 or not 0 <= request.head_grad_scale <= 1:
+        raise ConfigError("--epochs/--lr/--head-grad-scale: need epochs >= 1, lr > 0 and a scale in [0, 1]")
+    slug = entry["name"].replace(" ", "_").replace("/", "-").replace(":", "").replace(",", "+").replace("@", "_at_")
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "finetune" / slug
+    outcome = finetune_design(run_dir, request, out_dir, reporter)
+    elp_definition = results.get("elp_definition", "paper")
+    static = _static_reference(results)
+    splits: dict[str, Any] = {}
+    for split in SPLITS:
+        row = {"supernet": score_design(outcome.supernet_table, entry, split, elp_definition),
+               "finetuned": score_design(outcome.table, entry, split, elp_definition)}
+        if static is not None:
+            for scored in row.values():
+                scored["elp_reduction"] = 1.0 - scored["elp"] / static[split]["elp"]
+                scored["accuracy_loss_points"] = 100.0 * (static[split]["accuracy"] - scored["accuracy"])
+        splits[split] = row
+    report = {"design": entry["name"], "precision_pair": pair_key, "head_keys": list(request.head_keys),
+              "thresholds": design["thresholds"], "train_run": str(run_dir), "results": str(results_path),
+              "epochs": request.epochs, "lr": request.lr, "head_grad_scale": request.head_grad_scale,
+              "elp_definition": elp_definition, "static_reference": static, "splits": splits,
+              "searched": {split: entry[split] for split in SPLITS}, "history": outcome.history,
+              "exit_table": str(outcome.table_path), "source_hash": outcome.source_hash,
+              "finetuned_hash": outcome.table.meta["model_hash"], "out_dir": str(out_dir)}
+    (out_dir / RESULT).write_text(json.dumps(report, indent=1))
+    return report
