@@ -41,6 +41,7 @@ def finetune(
     head_grad_scale: Annotated[Optional[float], typer.Option(
         "--head-grad-scale", help="gradient factor from the design's early exits into the backbone (default: the run's)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="default: RUN_DIR/finetune/<design>")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads (default: the run's)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print finetune.json on stdout")] = False,
 ) -> None:
     """Fine-tune one searched design with its own exits only, then compare accuracy, exit ratios and ELP
@@ -49,7 +50,7 @@ def finetune(
     from exitspace.train.progress import Reporter
 
     reporter = Reporter(console=err_console, quiet=json_output)
-    report = verify_design(results, run_dir, design, epochs, lr, head_grad_scale, out, reporter)
+    report = verify_design(results, run_dir, design, epochs, lr, head_grad_scale, out, reporter, threads)
     if json_output:
         print(json.dumps(report))
         return

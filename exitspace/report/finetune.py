@@ -112,6 +112,7 @@ def verify_design(
     head_grad_scale: float | None = None,
     out_dir: Path | None = None,
     reporter: Reporter | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune one searched design from its supernet and score it before and after (writes finetune.json)."""
     results = load_results(results_path)
@@ -133,7 +134,7 @@ def verify_design(
         raise ConfigError("--epochs/--lr/--head-grad-scale: need epochs >= 1, lr > 0 and a scale in [0, 1]")
     slug = entry["name"].replace(" ", "_").replace("/", "-").replace(":", "").replace(",", "+").replace("@", "_at_")
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "finetune" / slug
-    outcome = finetune_design(run_dir, request, out_dir, reporter)
+    outcome = finetune_design(run_dir, request, out_dir, reporter, threads=threads)
     elp_definition = results.get("elp_definition", "paper")
     static = _static_reference(results)
     splits: dict[str, Any] = {}

@@ -121,8 +121,8 @@ def summary_text(results: dict[str, Any]) -> list[str]:
     lines.append("Precision pairs on the front: " + ", ".join(f"{k} ({v})" for k, v in sorted(pairs.items())) + ".")
     lines.append(
         "Subset accuracies come from one supernet per precision pair, all heads trained in one run (train once, search many): a "
-        "design's exits are scored exactly from cached logits, without re-training; fine-tuning a chosen design "
-        "may change its accuracy slightly."
+        "design's exits are scored exactly from cached logits, without re-training; `exitspace finetune` trains a "
+        "chosen design alone and scores it again."
     )
     return lines
 

@@ -72,8 +72,10 @@ def finetune_design(
     out_dir: Path,
     reporter: Reporter | None = None,
     stop_after_steps: int | None = None,
+    threads: int | None = None,
 ) -> FinetuneResult:
-    """Fine-tune ``request``'s design from the finished supernet in ``run_dir`` into ``out_dir`` (resumes)."""
+    """Fine-tune ``request``'s design from the finished supernet in ``run_dir`` into ``out_dir`` (resumes;
+    ``threads`` overrides the run's ``runtime.threads``)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     config = saved_config(run_dir)
     if config is None:
@@ -95,7 +97,7 @@ def finetune_design(
     reporter = reporter or Reporter(log_every=config.runtime.log_every)
     if reporter.log_file is None:
         reporter.log_file = out_dir / "finetune.log"
-    configure_threads(config.runtime.threads)
+    configure_threads(threads or config.runtime.threads)
     splits = load_splits(config.data)
     loaders = make_loaders(config, splits)
     supernet = load_trained_model(config, model_spec(config, splits), run_dir, request.pair)
