@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exitspace.data.registry import DataConfig
 from exitspace.errors import ConfigError
@@ -52,6 +52,19 @@ class LossConfig(_Strict):
         description="gradient factor from early heads into the backbone (1 = plain joint training; "
         "0 = the backbone trains for the final exit alone, as a plain network)",
     )
+    teachers: list[Path] = Field(
+        default_factory=list, description="finished `exitspace train` run directories whose float final exits "
+        "(all final head types, averaged) teach this run's final exit; relative paths resolve against the YAML's folder",
+    )
+    teacher_weight: float = Field(0.0, ge=0, le=1, description="share of each final-exit head's loss taken from "
+                                  "the teachers' softened mean prediction (at distill_temperature)")
+
+    @model_validator(mode="after")
+    def _teachers_and_weight(self) -> "LossConfig":
+        if bool(self.teachers) != (self.teacher_weight > 0):
+            raise ValueError("teachers and teacher_weight go together; give both (a run directory and a weight "
+                             "in (0, 1]) or neither")
+        return self
 
 
 class SWAConfig(_Strict):
@@ -136,7 +149,7 @@ def parse_train_config(data: dict[str, Any], source: str = "config") -> TrainCon
 
 
 def load_train_config(path: Path) -> TrainConfig:
-    """Read and validate a training YAML; relative data paths resolve against the YAML's folder."""
+    """Read and validate a training YAML; relative data and teacher paths resolve against the YAML's folder."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: not found; give the path of a training YAML (see configs/train/)")
@@ -147,8 +160,15 @@ def load_train_config(path: Path) -> TrainConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections (model, data, optim, ...)")
     config = parse_train_config(data, str(path))
-    if config.data.path is not None and not config.data.path.is_absolute() and not config.data.path.exists():
-        candidate = (path.parent / config.data.path).resolve()
-        if candidate.exists():
-            config.data.path = candidate
+    if config.data.path is not None:
+        config.data.path = _beside(path, config.data.path)
+    config.loss.teachers = [_beside(path, teacher) for teacher in config.loss.teachers]
     return config
+
+
+def _beside(config_path: Path, path: Path) -> Path:
+    """``path`` as given when it exists or is absolute, else resolved against the config file's folder."""
+    if path.is_absolute() or path.exists():
+        return path
+    candidate = (config_path.parent / path).resolve()
+    return candidate if candidate.exists() else path

@@ -4,7 +4,7 @@ The search scores every design on the shared supernet's cached logits (train onc
 stage checks a chosen design as it would be deployed: the design's heads are cut out of the finished
 supernet of its precision pair (``EENN.subnet``: backbone up to the final exit, the chosen heads
 only), trained together for a few epochs with the run's QAT recipe (cosine schedule, ``qat.weight_decay``,
-BatchNorm frozen per ``qat.freeze_bn``, the heads' rate factors and loss weights of the run), and
+BatchNorm frozen per ``qat.freeze_bn``, the heads' rate factors, loss weights and teachers of the run), and
 evaluated into an exit table of those heads. Unchosen heads are neither run nor trained.
 
 Output folder (re-running resumes, or only reloads a finished fine-tune)::
@@ -26,7 +26,8 @@ from exitspace.errors import ConfigError
 from exitspace.train.checkpoint import state_dict_hash
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.pipeline import (
-    configure_threads, exit_table_path, load_trained_model, make_loaders, model_spec, qat_settings, write_exit_table,
+    configure_threads, exit_table_path, load_teachers, load_trained_model, make_loaders, model_spec, qat_settings, taught,
+    write_exit_table,
 )
 from exitspace.train.progress import Reporter
 from exitspace.train.quant import PrecisionPair, pair_name
@@ -107,7 +108,7 @@ def finetune_design(
                           "(model hash differs); re-run `exitspace train` on it to rewrite the table")
     design = supernet.subnet(request.head_keys)
     design.head_grad_scale = request.head_grad_scale
-    settings = qat_settings(config, design, epochs=request.epochs, lr=request.lr)
+    settings = taught(qat_settings(config, design, epochs=request.epochs, lr=request.lr), load_teachers(config, splits), config)
     reporter.log(f"fine-tune {'+'.join(request.head_keys)} at {request.pair[0]}/{request.pair[1]} from {run_dir}: "
                  f"{request.epochs} epochs at lr {request.lr}, head gradient scale {request.head_grad_scale}")
     history = run_phase("fine-tune", design, loaders["train"], loaders["val"], out_dir, settings, reporter,

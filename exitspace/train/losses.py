@@ -41,11 +41,14 @@ def eenn_loss(
     label_smoothing: float = 0.0,
     distill_weight: float = 0.0,
     temperature: float = 3.0,
+    teacher_probs: torch.Tensor | None = None,
+    teacher_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(total loss, per-head loss [H]) for logits ``[B, H, C]``.
 
     Early heads (``final_mask`` False) mix in ``distill_weight`` of a KL loss towards the softened
-    prediction of the last final-exit head (detached).
+    prediction of the last final-exit head (detached). Final-exit heads mix in ``teacher_weight`` of a
+    KL loss towards ``teacher_probs`` ``[B, C]`` (other networks' prediction softened at ``temperature``).
     """
     logits = logits.float()
     batch, heads, _ = logits.shape
@@ -53,14 +56,23 @@ def eenn_loss(
         logits.transpose(1, 2), labels[:, None].expand(batch, heads), reduction="none", label_smoothing=label_smoothing
     )  # [B, H]
     per_head = per_sample.mean(0)
+    if teacher_probs is not None and teacher_weight > 0:
+        kd = _soft_cross_entropy(logits, teacher_probs, temperature)
+        mix = torch.where(final_mask, torch.full_like(per_head, teacher_weight), torch.zeros_like(per_head))
+        per_head = (1 - mix) * per_head + mix * kd
     if distill_weight > 0:
         teacher_index = int(torch.nonzero(final_mask)[-1])
         teacher = F.softmax(logits[:, teacher_index].detach() / temperature, dim=-1)  # [B, C]
-        student = F.log_softmax(logits / temperature, dim=-1)  # [B, H, C]
-        kd = F.kl_div(student, teacher[:, None].expand_as(student), reduction="none").sum(-1).mean(0) * temperature**2
+        kd = _soft_cross_entropy(logits, teacher, temperature)
         mix = torch.where(final_mask, torch.zeros_like(per_head), torch.full_like(per_head, distill_weight))
         per_head = (1 - mix) * per_head + mix * kd
     return (weights * per_head).sum(), per_head.detach()
+
+
+def _soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-head KL(target || softmax(logits / T)) * T^2, averaged over the batch: ``[H]`` for logits ``[B, H, C]``."""
+    student = F.log_softmax(logits / temperature, dim=-1)
+    return F.kl_div(student, target[:, None].expand_as(student), reduction="none").sum(-1).mean(0) * temperature**2
 
 
 def scale_early_head_gradients(model: torch.nn.Module, scale: float) -> None:

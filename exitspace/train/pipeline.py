@@ -38,6 +38,7 @@ from exitspace.train.quant import (
     FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
 )
 from exitspace.train.run_dir import SAVED_CONFIG, check_resumable, saved_config
+from exitspace.train.teachers import TeacherEnsemble
 from exitspace.train.trainer import CHECKPOINT, DONE, FINAL, PhaseSettings, head_accuracy, predict, run_phase
 
 SUMMARY = "summary.json"
@@ -215,6 +216,43 @@ def load_trained_model(config: TrainConfig, spec: EENNSpec, run_dir: Path, pair:
     return _to_layout(model, config)  # type: ignore[return-value]
 
 
+def load_teachers(config: TrainConfig, splits: DataSplits) -> TeacherEnsemble | None:
+    """The float final exits of the runs in ``loss.teachers`` as one ensemble; None without teachers.
+
+    A teacher must have been trained on the same data split: one whose training set held this run's
+    validation images would leak their labels into the thresholds fitted on validation.
+    """
+    if not config.loss.teachers:
+        return None
+    models, sources = [], []
+    ours = (config.data.name, config.data.val_size, config.data.split_seed)
+    for run_dir in config.loss.teachers:
+        teacher_config = saved_config(Path(run_dir))
+        if teacher_config is None:
+            raise ConfigError(f"loss.teachers: {run_dir} is not an `exitspace train` run directory with a finished "
+                              "float phase; train it first or fix the path")
+        theirs = (teacher_config.data.name, teacher_config.data.val_size, teacher_config.data.split_seed)
+        if theirs != ours:
+            raise ConfigError(f"loss.teachers: {run_dir} was trained on data (name, val_size, split_seed) {theirs}, this "
+                              f"run on {ours}; a teacher must share the split (its training images must not be our validation ones)")
+        try:
+            supernet = load_trained_model(teacher_config, model_spec(teacher_config, splits), Path(run_dir),
+                                          (FLOAT_BITS, FLOAT_BITS))
+        except ConfigError as exc:
+            raise ConfigError(f"loss.teachers: {exc}") from None
+        last = max(supernet.head_blocks)
+        models.append(supernet.subnet([k for k, b in zip(supernet.head_keys, supernet.head_blocks) if b == last]))
+        sources.append({"run_dir": str(run_dir), "model_hash": state_dict_hash(supernet)})
+    return TeacherEnsemble(models, config.loss.distill_temperature, config.runtime.bf16, sources)
+
+
+def taught(settings: PhaseSettings, teacher: TeacherEnsemble | None, config: TrainConfig) -> PhaseSettings:
+    """``settings`` with the teacher ensemble and ``loss.teacher_weight`` (no change without a teacher)."""
+    settings.teacher = teacher
+    settings.teacher_weight = config.loss.teacher_weight if teacher is not None else 0.0
+    return settings
+
+
 def write_exit_table(model: EENN | EENNSubnet, loaders: dict[str, BatchLoader], path: Path, meta: dict[str, Any]) -> ExitTable:
     """Evaluate every head on val and test in float32 (observers frozen) and save the exit table."""
     set_observers(model, False)
@@ -252,6 +290,7 @@ def run_training(
         check_resumable(run_dir, _resolved_dump(saved, splits), _resolved_dump(config, splits))
     (run_dir / SAVED_CONFIG).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     loaders = make_loaders(config, splits)
+    teacher = load_teachers(config, splits)
     reporter.log(f"run {config.name}: {spec.backbone} with {len(spec.head_keys)} heads, data {splits.info['dataset']} "
                  f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}, {threads} threads, "
                  f"pairs {[f'{b}/{e}' for b, e in chosen]}")
@@ -262,7 +301,8 @@ def run_training(
     summary.setdefault("pairs", {})
     meta_base = {"model_spec": spec.model_dump(mode="json"), "dataset": splits.info["dataset"],
                  "split_seed": splits.info["split_seed"], "val_size": splits.info["val_size"], "seed": config.runtime.seed,
-                 "config_name": config.name, **({"swa": config.swa.model_dump()} if config.swa.epochs else {})}
+                 "config_name": config.name, **({"swa": config.swa.model_dump()} if config.swa.epochs else {}),
+                 **({"teachers": teacher.sources, "teacher_weight": config.loss.teacher_weight} if teacher else {})}
 
     float_model: EENN | None = None
 
@@ -272,13 +312,14 @@ def run_training(
             model = _to_layout(build_float_model(config, spec), config)
             started = time.perf_counter()
             history = run_phase("float", model, loaders["train"], loaders["val"], run_dir / "float",
-                                _float_settings(config, model), reporter, stop_after_steps)
+                                taught(_float_settings(config, model), teacher, config), reporter, stop_after_steps)
             summary["float_history"] = history
             summary.setdefault("float_seconds", time.perf_counter() - started)
             if config.swa.epochs:
                 started = time.perf_counter()
                 summary["swa_history"] = run_phase("swa", model, loaders["train"], loaders["val"], run_dir / "swa",
-                                                   _swa_settings(config, model), reporter, stop_after_steps)
+                                                   taught(_swa_settings(config, model), teacher, config), reporter,
+                                                   stop_after_steps)
                 summary.setdefault("swa_seconds", time.perf_counter() - started)
             float_model = model
         return float_model
@@ -301,7 +342,7 @@ def run_training(
             if not (phase_dir / CHECKPOINT).is_file() and not (phase_dir / DONE).is_file():
                 calibrate(model, loaders["train"], config.qat.calibration_batches)
             history = run_phase(f"qat {key}", model, loaders["train"], loaders["val"], phase_dir,
-                                qat_settings(config, model), reporter, stop_after_steps)
+                                taught(qat_settings(config, model), teacher, config), reporter, stop_after_steps)
         qat_meta = {} if pair == (FLOAT_BITS, FLOAT_BITS) else {
             "qat": {"epochs": config.qat.epochs, "lr": config.qat.lr, "freeze_bn": config.qat.freeze_bn}}
         table = write_exit_table(model, loaders, table_path, {**meta_base, "precision_pair": list(pair), **qat_meta})

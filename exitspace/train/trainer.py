@@ -45,6 +45,8 @@ class PhaseSettings:
     compile: bool = False  # torch.compile the training step's model (evaluation and checkpoints stay eager)
     average_weights: bool = False  # SWA: the phase's result is the mean of the weights after each epoch
     checkpoint_minutes: float | None = None  # also checkpoint within an epoch once this long has passed since the last
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None  # batch -> other networks' soft labels [B, C]
+    teacher_weight: float = 0.0  # share of each final-exit head's loss taken from the teacher
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,10 +88,11 @@ def train_step(
     settings: PhaseSettings,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on the joint loss; returns (logits, loss)."""
+    teacher_probs = settings.teacher(x) if settings.teacher is not None and settings.teacher_weight > 0 else None
     with autocast(settings.bf16):
         logits = model(x)
     loss, _ = eenn_loss(logits, y, settings.weights, settings.final_mask, settings.label_smoothing,
-                        settings.distill_weight, settings.distill_temperature)
+                        settings.distill_weight, settings.distill_temperature, teacher_probs, settings.teacher_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -1,0 +1,83 @@
+"""Distillation from other trained runs (``loss.teachers``): the loss, the pipeline, the guards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from exitspace.errors import ConfigError
+from exitspace.train.config import load_train_config, parse_train_config
+from exitspace.train.exit_table import ExitTable
+from exitspace.train.losses import eenn_loss
+from exitspace.train.pipeline import exit_table_path, run_training
+from exitspace.train.progress import Reporter
+
+
+def _config(**overrides: Any):  # type: ignore[no-untyped-def]
+    data: dict[str, Any] = {
+        "name": "tiny",
+        "model": {"backbone": "small_cnn", "head_types": ["pool4_fc1"]},
+        "data": {"name": "synthetic", "val_size": 64, "synthetic_train": 320, "synthetic_test": 64, "synthetic_size": 16},
+        "optim": {"epochs": 2, "batch_size": 64, "lr": 0.05},
+        "qat": {"pairs": ["32/32"], "epochs": 1, "calibration_batches": 1},
+        "runtime": {"threads": 1, "eval_batch_size": 128},
+    }
+    for section, values in overrides.items():
+        data[section] = {**data.get(section, {}), **values}
+    return parse_train_config(data)
+
+
+def _train(config, run_dir: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return run_training(config, run_dir, reporter=Reporter(log_file=run_dir / "train.log", quiet=True))
+
+
+def test_teacher_loss_mixes_into_the_final_heads_only() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(8, 3, 10)
+    labels = torch.randint(0, 10, (8,))
+    final = torch.tensor([False, True, True])
+    _, plain = eenn_loss(logits, labels, torch.ones(3), final, temperature=2.0)
+    agreeing = F.softmax(logits[:, 2] / 2.0, dim=-1)
+    _, taught = eenn_loss(logits, labels, torch.ones(3), final, temperature=2.0, teacher_probs=agreeing, teacher_weight=1.0)
+    assert torch.isclose(taught[0], plain[0])  # early heads untouched
+    assert taught[2].abs() < 1e-5  # a final head that agrees with the teacher has nothing to learn from it
+    assert taught[1] > 1e-3  # the other final head does
+    _, half = eenn_loss(logits, labels, torch.ones(3), final, temperature=2.0, teacher_probs=agreeing, teacher_weight=0.5)
+    assert torch.isclose(half[1], 0.5 * plain[1] + 0.5 * taught[1])
+
+
+def test_student_trains_with_teachers_and_records_them(tmp_path: Path) -> None:
+    teacher_dir = tmp_path / "teacher"
+    _train(_config(optim={"epochs": 3}), teacher_dir)
+    alone = _train(_config(), tmp_path / "alone")
+    student = _train(_config(loss={"teachers": [str(teacher_dir)], "teacher_weight": 0.7}), tmp_path / "student")
+    table = ExitTable.load(exit_table_path(tmp_path / "student", (32, 32)))
+    teacher_hash = ExitTable.load(exit_table_path(teacher_dir, (32, 32))).meta["model_hash"]
+    assert table.meta["teachers"] == [{"run_dir": str(teacher_dir), "model_hash": teacher_hash}]
+    assert table.meta["teacher_weight"] == 0.7
+    assert student["pairs"]["32/32"]["model_hash"] != alone["pairs"]["32/32"]["model_hash"]
+
+
+def test_teacher_guards_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"loss: teachers and teacher_weight go together"):
+        parse_train_config({"loss": {"teacher_weight": 0.5}})
+    with pytest.raises(ConfigError, match=r"loss: teachers and teacher_weight go together"):
+        parse_train_config({"loss": {"teachers": ["runs/x"]}})
+    with pytest.raises(ConfigError, match=r"loss.teachers: .* not an `exitspace train` run directory"):
+        _train(_config(loss={"teachers": [str(tmp_path / "none")], "teacher_weight": 0.5}), tmp_path / "a")
+    other_split = tmp_path / "other_split"
+    _train(_config(data={"split_seed": 1}), other_split)
+    with pytest.raises(ConfigError, match=r"loss.teachers: .* must share the split"):
+        _train(_config(loss={"teachers": [str(other_split)], "teacher_weight": 0.5}), tmp_path / "b")
+
+
+def test_relative_teacher_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "configs"
+    (folder / "runs" / "teacher").mkdir(parents=True)
+    path = folder / "student.yaml"
+    path.write_text("loss: {teachers: [runs/teacher], teacher_weight: 0.5}\n")
+    assert load_train_config(path).loss.teachers == [(folder / "runs" / "teacher").resolve()]
