@@ -141,3 +141,18 @@ def test_popcount_fallback_matches_numpy() -> None:
     expected = np.unpackbits(packed, axis=1).sum(axis=1)
     assert _popcount_rows(packed).tolist() == expected.tolist()
     assert _POPCOUNT[packed].sum(axis=1).tolist() == expected.tolist()
+
+
+def test_calibration_from_a_start_is_never_worse_on_val_than_the_start() -> None:
+    rng = np.random.default_rng(3)
+    conf = rng.random((400, 3)).astype(np.float32)
+    correct = rng.random((400, 3)) < np.array([0.7, 0.8, 0.9])
+    scorer = ExitScorer(conf, correct, ["A:x", "B:x", "C:x"], "val")
+    cost = np.array([1.0, 4.0, 9.0])
+    start = [0.93, 0.41]
+    at_start = scorer.outcome(start)
+    drop = 100 * (scorer.final_accuracy - at_start.accuracy)
+    fitted = calibrate(scorer, cost, target_drop=max(drop, 0.0), start=start)
+    assert fitted.feasible  # the start meets the target by construction
+    assert fitted.val.accuracy >= min(at_start.accuracy, scorer.final_accuracy) - 1e-12
+    assert fitted.val_cost <= float(np.dot(at_start.ratios, cost)) + 1e-12

@@ -82,6 +82,10 @@ def test_fine_tuned_design_is_scored_before_and_after_on_its_own_schedule(search
     assert after["accuracy"] == pytest.approx(float(np.mean(
         _design_correct(table, entry, "test"))), abs=1e-9)  # scored on the fine-tuned logits
     assert sum(after["exit_ratios"]) == pytest.approx(1.0)
+    refitted = report["splits"]["val"]["finetuned, refitted"]
+    final_alone = float((table.logits["val"][:, -1].argmax(-1) == table.labels["val"]).mean())
+    assert refitted["accuracy"] >= min(entry["val"]["accuracy"], final_alone) - 1e-9  # the refit keeps the accuracy
+    assert len(refitted["thresholds"]) == len(keys) - 1
     assert "elp_reduction" in after and len(report["history"]) == 2
     assert json.loads((tmp_path / "ft" / "finetune.json").read_text())["design"] == entry["name"]
     assert _sha(exit_table_path(run_dir, (8, 8))) == table_before  # the supernet's run is left as it was

@@ -45,7 +45,8 @@ def finetune(
     json_output: Annotated[bool, typer.Option("--json", help="print finetune.json on stdout")] = False,
 ) -> None:
     """Fine-tune one searched design with its own exits only, then compare accuracy, exit ratios and ELP
-    with the supernet's (same thresholds, same allocation). Resumes like `exitspace train`."""
+    with the supernet's (same allocation; searched thresholds, and thresholds refitted on validation).
+    Resumes like `exitspace train`."""
     from exitspace.report.finetune import verify_design
     from exitspace.train.progress import Reporter
 

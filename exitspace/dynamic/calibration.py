@@ -89,8 +89,12 @@ def calibrate(
     test: ExitScorer | None = None,
     grid_size: int = 64,
     max_passes: int = 8,
+    start: Sequence[float] | None = None,
 ) -> Calibration:
-    """Pick per-exit thresholds on ``val`` for one target (see module docstring); report on ``test``."""
+    """Pick per-exit thresholds on ``val`` for one target (see module docstring); report on ``test``.
+
+    ``start`` (one threshold per early exit) joins the shared-threshold sweep as a starting point, so
+    the result is never worse on ``val`` than it."""
     if (target_drop is None) == (max_cost is None):
         raise ConfigError("calibration: give exactly one of target_drop (accuracy points) or max_cost")
     cost = np.asarray(cost_per_exit, dtype=float)
@@ -110,6 +114,8 @@ def calibrate(
     vectors = np.repeat(shared[:, None], max(early, 1), axis=1)[:, :early]
     if early == 0:
         vectors = np.zeros((1, 0), dtype=np.float32)
+    elif start is not None:
+        vectors = np.concatenate([vectors, val.threshold_vectors(np.asarray(start, dtype=np.float32))])
     batch = val.score(vectors)
     scored += len(vectors)
     pick, best_key = chooser.best(batch)

@@ -122,7 +122,8 @@ class ExitScorer:
         correct = logits.argmax(axis=-1) == labels[:, None]
         return cls(confidence(logits, kind), correct, exit_keys, split)
 
-    def _early(self, thresholds: np.ndarray) -> np.ndarray:
+    def threshold_vectors(self, thresholds: np.ndarray) -> np.ndarray:
+        """``[M, E-1]`` float32 threshold vectors from one vector or a batch (of E-1 or E values each)."""
         values = np.asarray(thresholds, dtype=np.float32)
         values = values.reshape(1, -1) if values.ndim == 1 else values
         early = self.num_exits - 1
@@ -137,7 +138,7 @@ class ExitScorer:
 
     def score(self, thresholds: np.ndarray, chunk_elements: int = 1 << 22) -> ScoreBatch:
         """Score ``[M, E-1]`` (or ``[E-1]``) threshold vectors at once (bit-packed sample masks)."""
-        early = self._early(thresholds)
+        early = self.threshold_vectors(thresholds)
         count = early.shape[0]
         exits = self.num_exits
         counts = np.zeros((count, exits), dtype=np.int64)
@@ -160,7 +161,7 @@ class ExitScorer:
 
     def assign(self, thresholds: Sequence[float]) -> np.ndarray:
         """[N] exit index of every sample for one threshold vector."""
-        early = self._early(np.asarray(thresholds))[0]
+        early = self.threshold_vectors(np.asarray(thresholds))[0]
         exit_of = np.full(self.samples, self.num_exits - 1, dtype=np.int64)
         for e in range(self.num_exits - 2, -1, -1):
             exit_of[self.conf[e] >= early[e]] = e
@@ -168,7 +169,7 @@ class ExitScorer:
 
     def outcome(self, thresholds: Sequence[float]) -> ExitOutcome:
         """Ratios and accuracies of one threshold vector."""
-        early = self._early(np.asarray(thresholds))
+        early = self.threshold_vectors(np.asarray(thresholds))
         batch = self.score(early)
         exit_acc = batch.exit_accuracy[0]
         return ExitOutcome(

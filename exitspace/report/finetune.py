@@ -2,9 +2,11 @@
 
 A design from a results.json (the headline design, or one of the Pareto front) is cut out of the
 supernet that the search scored, fine-tuned with its own exits only (``exitspace.train.finetune``),
-and scored again at its thresholds on its own allocation and schedule: the per-stage costs stored in
-results.json do not depend on the exit ratios, so the ELP follows from the new ratios exactly. The
-supernet is checked to be the one the search used (model hash of its exit table).
+and scored again on its own allocation and schedule: the per-stage costs stored in results.json do not
+depend on the exit ratios, so the ELP follows from the new ratios exactly. It is scored at the searched
+thresholds, and at thresholds refitted on the fine-tuned validation logits (cheapest at no less validation
+accuracy than the search found). The supernet is checked to be the one the search used (model hash of
+its exit table).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from exitspace.dynamic.calibration import calibrate
 from exitspace.dynamic.exits import ExitScorer
 from exitspace.errors import ConfigError
 from exitspace.search.space import parse_pair
@@ -83,18 +86,41 @@ def _check_same_supernet(results: dict[str, Any], run_dir: Path, pair_key: str) 
                           "(model hash differs); give the training run whose tables the search used")
 
 
-def score_design(table: ExitTable, entry: dict[str, Any], split: str, elp_definition: str) -> dict[str, Any]:
-    """Accuracy, exit ratios and ELP of a Pareto entry's design on ``table`` at the design's thresholds."""
+def _scorer(table: ExitTable, entry: dict[str, Any], split: str) -> ExitScorer:
     design = entry["design"]
-    keys = design_head_keys(design)
-    thresholds = [np.inf if value is None else float(value) for value in design["thresholds"]][: len(keys) - 1]
-    outcome = ExitScorer.from_exit_table(table, split, keys, design.get("confidence", "max_softmax")).outcome(thresholds)
+    return ExitScorer.from_exit_table(table, split, design_head_keys(design), design.get("confidence", "max_softmax"))
+
+
+def _stage_costs(entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative energy (pJ) and latency (cycles) of a sample leaving at each of the design's exits."""
+    return (np.asarray([stage["cum_energy_pj"] for stage in entry["stages"]]),
+            np.asarray([stage["cum_latency_cycles"] for stage in entry["stages"]]))
+
+
+def score_design(table: ExitTable, entry: dict[str, Any], split: str, elp_definition: str,
+                 thresholds: list[float] | None = None) -> dict[str, Any]:
+    """Accuracy, exit ratios and ELP of a Pareto entry's design on ``table`` at the design's thresholds
+    (or at ``thresholds``), on the design's own schedule."""
+    chosen = entry["design"]["thresholds"] if thresholds is None else thresholds
+    values = [np.inf if value is None else float(value) for value in chosen][: len(entry["stages"]) - 1]
+    outcome = _scorer(table, entry, split).outcome(values)
     ratios = np.asarray(outcome.ratios)
-    energy = np.asarray([stage["cum_energy_pj"] for stage in entry["stages"]])
-    latency = np.asarray([stage["cum_latency_cycles"] for stage in entry["stages"]])
+    energy, latency = _stage_costs(entry)
     elp = float(ratios @ (energy * latency)) if elp_definition == "paper" else float((ratios @ energy) * (ratios @ latency))
     return {"accuracy": outcome.accuracy, "exit_ratios": outcome.ratios, "exit_accuracy": outcome.exit_accuracy,
-            "elp": elp, "e_avg": float(ratios @ energy), "l_avg": float(ratios @ latency)}
+            "elp": elp, "e_avg": float(ratios @ energy), "l_avg": float(ratios @ latency),
+            "thresholds": [None if not np.isfinite(v) else v for v in values]}
+
+
+def refit_thresholds(table: ExitTable, entry: dict[str, Any]) -> list[float]:
+    """Thresholds refitted on ``table``'s validation split: the lowest expected E_cum*L_cum whose validation
+    accuracy is at least the searched design's (or the final exit's alone, if lower), starting from the
+    searched thresholds."""
+    val = _scorer(table, entry, "val")
+    energy, latency = _stage_costs(entry)
+    drop_points = max(0.0, 100.0 * (val.final_accuracy - float(entry["val"]["accuracy"])))
+    searched = [np.inf if value is None else float(value) for value in entry["design"]["thresholds"]]
+    return calibrate(val, energy * latency, target_drop=drop_points, start=searched).thresholds
 
 
 def _static_reference(results: dict[str, Any]) -> dict[str, Any] | None:
@@ -138,9 +164,12 @@ def verify_design(
     elp_definition = results.get("elp_definition", "paper")
     static = _static_reference(results)
     splits: dict[str, Any] = {}
+    refitted = refit_thresholds(outcome.table, entry) if design["exits"] else None
     for split in SPLITS:
         row = {"supernet": score_design(outcome.supernet_table, entry, split, elp_definition),
                "finetuned": score_design(outcome.table, entry, split, elp_definition)}
+        if refitted is not None:
+            row["finetuned, refitted"] = score_design(outcome.table, entry, split, elp_definition, refitted)
         if static is not None:
             for scored in row.values():
                 scored["elp_reduction"] = 1.0 - scored["elp"] / static[split]["elp"]
