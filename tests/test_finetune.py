@@ -139,6 +139,10 @@ def test_bad_requests_are_one_line(searched: tuple[Path, Path], tmp_path: Path) 
         finetune_design(run_dir, changed, tmp_path / "out", _quiet())
     with pytest.raises(ConfigError, match=r"heads \['Z:pool4_fc1'\] are not in"):
         finetune_design(run_dir, FinetuneRequest(("Z:pool4_fc1", "D:pool4_fc2"), (8, 8), 1, 0.01, 0.0), tmp_path / "z", _quiet())
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({**results, "pareto": [{**results["pareto"][0], "stages": None}]}))
+    with pytest.raises(ConfigError, match=r"results.json: a Pareto entry lacks stages"):
+        verify_design(edited, run_dir, "0", reporter=_quiet())
     register_commands()
     out = CliRunner().invoke(app, ["finetune", str(results_path), str(run_dir), "--design", "999"])
     assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1 and "--design" in out.output

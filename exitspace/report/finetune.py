@@ -69,6 +69,19 @@ def pick_design(results: dict[str, Any], selector: str | None) -> dict[str, Any]
     return chosen
 
 
+def check_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` if it has what a fine-tune needs (design, per-stage costs, searched metrics); else a one-line error."""
+    design = entry.get("design") or {}
+    missing = [f"design.{key}" for key in ("exits", "final", "heads", "precision", "thresholds") if key not in design]
+    missing += [f"{split}.{key}" for split in SPLITS for key in ("accuracy", "elp") if key not in (entry.get(split) or {})]
+    stages = entry.get("stages") or []
+    if not stages or any("cum_energy_pj" not in stage or "cum_latency_cycles" not in stage for stage in stages):
+        missing.append("stages (cum_energy_pj, cum_latency_cycles per exit)")
+    if missing:
+        raise ConfigError(f"results.json: a Pareto entry lacks {missing[0]}; give the unedited results.json of `exitspace run`")
+    return entry
+
+
 def design_head_keys(design: dict[str, Any]) -> tuple[str, ...]:
     """Head keys of a design's exits in network order, the final exit last (e.g. "E:pool4_fc2")."""
     labels = [*design["exits"], design["final"]]
@@ -142,7 +155,7 @@ def verify_design(
 ) -> dict[str, Any]:
     """Fine-tune one searched design from its supernet and score it before and after (writes finetune.json)."""
     results = load_results(results_path)
-    entry = pick_design(results, selector)
+    entry = check_entry(pick_design(results, selector))
     design = entry["design"]
     pair = (int(design["precision"][0]), int(design["precision"][1]))
     pair_key = f"{pair[0]}/{pair[1]}"
