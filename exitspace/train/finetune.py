@@ -30,7 +30,7 @@ from exitspace.train.pipeline import (
     write_exit_table,
 )
 from exitspace.train.progress import Reporter
-from exitspace.train.quant import PrecisionPair, pair_name
+from exitspace.train.quant import PrecisionPair
 from exitspace.train.run_dir import saved_config
 from exitspace.train.trainer import run_phase
 
@@ -104,7 +104,7 @@ def finetune_design(
     supernet = load_trained_model(config, model_spec(config, splits), run_dir, request.pair)
     source_hash = state_dict_hash(supernet)
     if source_hash != supernet_table.meta.get("model_hash"):
-        raise ConfigError(f"{run_dir}: its {pair_name(request.pair)} weights do not match its exit table "
+        raise ConfigError(f"{run_dir}: its {request.pair[0]}/{request.pair[1]} weights do not match its exit table "
                           "(model hash differs); re-run `exitspace train` on it to rewrite the table")
     design = supernet.subnet(request.head_keys)
     design.head_grad_scale = request.head_grad_scale
