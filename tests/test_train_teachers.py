@@ -15,20 +15,7 @@ from exitspace.train.exit_table import ExitTable
 from exitspace.train.losses import eenn_loss
 from exitspace.train.pipeline import exit_table_path, run_training
 from exitspace.train.progress import Reporter
-
-
-def _config(**overrides: Any):  # type: ignore[no-untyped-def]
-    data: dict[str, Any] = {
-        "name": "tiny",
-        "model": {"backbone": "small_cnn", "head_types": ["pool4_fc1"]},
-        "data": {"name": "synthetic", "val_size": 64, "synthetic_train": 320, "synthetic_test": 64, "synthetic_size": 16},
-        "optim": {"epochs": 2, "batch_size": 64, "lr": 0.05},
-        "qat": {"pairs": ["32/32"], "epochs": 1, "calibration_batches": 1},
-        "runtime": {"threads": 1, "eval_batch_size": 128},
-    }
-    for section, values in overrides.items():
-        data[section] = {**data.get(section, {}), **values}
-    return parse_train_config(data)
+from test_train import _config
 
 
 def _train(config, run_dir: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]

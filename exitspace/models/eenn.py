@@ -61,13 +61,12 @@ class EENNSpec(BaseModel):
         except ConfigError as exc:
             raise ConfigError(f"model.backbone: {exc}") from None
         for field_name in ("head_types", "final_head_types"):
-            for name in getattr(self, field_name) or []:
+            values = getattr(self, field_name) or []
+            for name in values:
                 try:
                     check_head_type(name)
                 except ConfigError as exc:
                     raise ConfigError(f"model.{field_name}: {exc}") from None
-        for field_name in ("head_types", "final_head_types"):
-            values = getattr(self, field_name) or []
             if len(set(values)) != len(values):
                 raise ConfigError(f"model.{field_name}: {values} lists a head type twice; list each once")
         if self.final_head_types is not None and not self.final_head_types:

@@ -47,9 +47,13 @@ class FinetuneRequest:
     lr: float
     head_grad_scale: float
 
+    def as_json(self) -> dict[str, Any]:
+        """Plain-JSON form (tuples as lists), as written to request.json and the exit table's meta."""
+        return json.loads(json.dumps(asdict(self)))
+
     def check_matches(self, saved: dict[str, Any], out_dir: Path) -> None:
         """One-line ConfigError when ``out_dir`` holds the fine-tune of another request (epochs may change)."""
-        now = json.loads(json.dumps(asdict(self)))
+        now = self.as_json()
         for key in ("head_keys", "pair", "lr", "head_grad_scale"):
             if saved.get(key) != now[key]:
                 raise ConfigError(f"{key}: {out_dir} fine-tuned {saved.get(key)!r}, now {now[key]!r} is asked; "
@@ -93,7 +97,7 @@ def finetune_design(
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / REQUEST).is_file():
         request.check_matches(json.loads((out_dir / REQUEST).read_text()), out_dir)
-    (out_dir / REQUEST).write_text(json.dumps(asdict(request), indent=1))
+    (out_dir / REQUEST).write_text(json.dumps(request.as_json(), indent=1))
 
     reporter = reporter or Reporter(log_every=config.runtime.log_every)
     if reporter.log_file is None:
@@ -115,7 +119,7 @@ def finetune_design(
                         stop_after_steps)
     table_path = out_dir / exit_table_path(out_dir, request.pair).name
     meta = {**{k: v for k, v in supernet_table.meta.items() if k not in ("model_hash", "accuracy")},
-            "finetune": {**json.loads(json.dumps(asdict(request))), "source_run": str(run_dir), "source_hash": source_hash}}
+            "finetune": {**request.as_json(), "source_run": str(run_dir), "source_hash": source_hash}}
     table = write_exit_table(design, loaders, table_path, meta)
     return FinetuneResult(supernet_table, table, table_path, source_hash, history)
 
