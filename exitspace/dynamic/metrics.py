@@ -100,6 +100,11 @@ def latency_percentiles(latencies: Sequence[float], ratios: Sequence[float]) -> 
     return result
 
 
+def expected_costs(ratios: np.ndarray, cum_energy: np.ndarray, cum_latency: np.ndarray) -> tuple[float, float, float]:
+    """``(energy_avg, latency_avg, avg_product)`` of exit ratios over each exit's cumulative energy and latency."""
+    return float(ratios @ cum_energy), float(ratios @ cum_latency), float(ratios @ (cum_energy * cum_latency))
+
+
 def dynamic_metrics(
     schedule: Schedule,
     ratios: Sequence[float],
@@ -109,9 +114,7 @@ def dynamic_metrics(
     """Metrics of ``schedule`` for exit ratios ``ratios`` (checked: one per exit, >= 0, summing to 1)."""
     r = check_ratios(ratios, len(schedule.stages))
     cum_e, cum_l = schedule.cum_energy, schedule.cum_latency
-    energy_avg = float(r @ cum_e)
-    latency_avg = float(r @ cum_l)
-    avg_product = float(r @ (cum_e * cum_l))
+    energy_avg, latency_avg, avg_product = expected_costs(r, cum_e, cum_l)
     product_avg = energy_avg * latency_avg
     overhead_e = float(r @ (cum_e - schedule.backbone_cum_energy))
     overhead_l = float(r @ (cum_l - schedule.backbone_cum_latency))

@@ -19,6 +19,7 @@ import numpy as np
 
 from exitspace.dynamic.calibration import calibrate
 from exitspace.dynamic.exits import ExitScorer
+from exitspace.dynamic.metrics import expected_costs
 from exitspace.errors import ConfigError
 from exitspace.search.space import parse_pair
 from exitspace.train.exit_table import ExitTable
@@ -117,11 +118,10 @@ def score_design(table: ExitTable, entry: dict[str, Any], split: str, elp_defini
     chosen = entry["design"]["thresholds"] if thresholds is None else thresholds
     values = [np.inf if value is None else float(value) for value in chosen][: len(entry["stages"]) - 1]
     outcome = _scorer(table, entry, split).outcome(values)
-    ratios = np.asarray(outcome.ratios)
-    energy, latency = _stage_costs(entry)
-    elp = float(ratios @ (energy * latency)) if elp_definition == "paper" else float((ratios @ energy) * (ratios @ latency))
+    e_avg, l_avg, avg_product = expected_costs(np.asarray(outcome.ratios), *_stage_costs(entry))
+    elp = avg_product if elp_definition == "paper" else e_avg * l_avg
     return {"accuracy": outcome.accuracy, "exit_ratios": outcome.ratios, "exit_accuracy": outcome.exit_accuracy,
-            "elp": elp, "e_avg": float(ratios @ energy), "l_avg": float(ratios @ latency),
+            "elp": elp, "e_avg": e_avg, "l_avg": l_avg,
             "thresholds": [None if not np.isfinite(v) else v for v in values]}
 
 
