@@ -225,6 +225,108 @@ class CostModel:
         return [i for i, core in enumerate(self.system.cores) if core.kind == CoreKind.COMPUTE]
 
 
+@dataclass(frozen=True)
+class _LayerSizes:
+    """Per-layer sizes in bits: ``bits`` [L, 3] (weight, input, output) and ``reads`` [L], the activations
+    each layer reads (its producers' outputs, or the network input where ``reads_input``)."""
+
+    bits: np.ndarray
+    reads: list[float]
+    reads_input: list[bool]
+
+    @classmethod
+    def of(cls, layers: Sequence[Layer]) -> _LayerSizes:
+        """The sizes of ``layers`` (a workload's layers, in order)."""
+        bits = np.array([layer_bits(layer) for layer in layers]).reshape(len(layers), 3)
+        reads: list[float] = []
+        names = {layer.name: li for li, layer in enumerate(layers)}
+        for layer in layers:
+            if layer.inputs:
+                reads.append(float(sum(bits[names[p], 2] for p in layer.inputs if p in names)))
+            else:
+                reads.append(float(bits[names[layer.name], 1]))
+        return cls(bits, reads, [not layer.inputs for layer in layers])
+
+
+@dataclass(frozen=True)
+class _CoreMemory:
+    """A core's on-chip activation capacities (bits) and its outermost on-chip weight level."""
+
+    cap_i: float
+    cap_o: float
+    shared: bool  # one level holds both inputs and outputs
+    weights: MemoryLevel | None
+    weights_with_inputs: bool  # the weight level is the input level
+
+    @classmethod
+    def of(cls, core: Core) -> _CoreMemory:
+        """The activation and weight memories of ``core``."""
+        cap_i, cap_o, shared = activation_capacity(core)
+        mem_w = _outermost(core, "W")
+        return cls(cap_i, cap_o, shared, mem_w, mem_w is not None and mem_w is _outermost(core, "I"))
+
+    def overflow(self, in_bits: float, out_bits: float, weight_bits: float) -> float:
+        """Activation bits of one layer that do not fit on chip."""
+        if self.shared:
+            own_w = weight_bits if self.weights_with_inputs else 0.0
+            return max(0.0, in_bits + out_bits + own_w - self.cap_i)
+        return max(0.0, in_bits - self.cap_i) + max(0.0, out_bits - self.cap_o)
+
+
+@dataclass(frozen=True)
+class _CoreCosts:
+    """The [layers x cores] matrices of a cost model, filled core by core, with the backend's results and
+    each core's weight capacity."""
+
+    base_energy: np.ndarray
+    base_latency: np.ndarray
+    spill_energy: np.ndarray
+    spill_latency: np.ndarray
+    weight_capacity: np.ndarray
+    layer_costs: dict[tuple[int, int], LayerCost]
+
+    @classmethod
+    def empty(cls, n_layers: int, n_cores: int) -> _CoreCosts:
+        """Base costs ``inf`` (not runnable), spills and weight capacities 0."""
+        return cls(
+            base_energy=np.full((n_layers, n_cores), np.inf),
+            base_latency=np.full((n_layers, n_cores), np.inf),
+            spill_energy=np.zeros((n_layers, n_cores)),
+            spill_latency=np.zeros((n_layers, n_cores)),
+            weight_capacity=np.zeros(n_cores),
+            layer_costs={},
+        )
+
+    def record(self, ci: int, rows: np.ndarray, results: Sequence[LayerCost]) -> None:
+        """Store the backend's costs of the layers ``rows`` on core ``ci``."""
+        for r, cost in zip(rows, results):
+            self.base_energy[r, ci] = cost.energy_pj
+            self.base_latency[r, ci] = cost.latency_cycles
+            self.layer_costs[(int(r), ci)] = cost
+
+    def add_spills(
+        self, ci: int, rows: np.ndarray, sizes: _LayerSizes, memory: _CoreMemory, port: OffchipPort | None
+    ) -> list[float]:
+        """Add the off-chip spill (and network-input read) of the layers ``rows`` on core ``ci``; return
+        each layer's activation working set (bits read plus written)."""
+        bits = sizes.bits
+        working_sets = []
+        for r in rows:
+            in_bits, out_bits = sizes.reads[r], bits[r, 2]
+            overflow = memory.overflow(in_bits, out_bits, bits[r, 0])
+            working_sets.append(in_bits + out_bits)
+            if port is not None:
+                e_w, t_w = port.write(overflow)
+                e_r, t_r = port.read(overflow)
+                self.spill_energy[r, ci] = e_w + e_r
+                self.spill_latency[r, ci] = t_w + t_r
+                if sizes.reads_input[r]:
+                    e_in, t_in = port.read(bits[r, 1])
+                    self.spill_energy[r, ci] += e_in
+                    self.spill_latency[r, ci] += t_in
+        return working_sets
+
+
 def build_cost_model(
     workload: Workload,
     system: System,
@@ -241,71 +343,80 @@ def build_cost_model(
     cache = cache if cache is not None else DEFAULT_CACHE
     layers = workload.layers
     cores = list(system.cores)
-    n_layers, n_cores = len(layers), len(cores)
-    eligible = np.zeros((n_layers, n_cores), dtype=bool)
-    for li, layer in enumerate(layers):
-        eligible[li, eligible_cores(layer, system)] = True
-
+    eligible = _eligibility(layers, system)
     port = offchip_port(system) if strip_offchip_levels else None
-    base_e = np.full((n_layers, n_cores), np.inf)
-    base_t = np.full((n_layers, n_cores), np.inf)
-    spill_e = np.zeros((n_layers, n_cores))
-    spill_t = np.zeros((n_layers, n_cores))
-    bits = np.array([layer_bits(layer) for layer in layers]).reshape(n_layers, 3)
-    layer_costs: dict[tuple[int, int], LayerCost] = {}
-    producers_bits: list[float] = []
-    names = {layer.name: li for li, layer in enumerate(layers)}
-    for layer in layers:
-        if layer.inputs:
-            producers_bits.append(float(sum(bits[names[p], 2] for p in layer.inputs if p in names)))
-        else:
-            producers_bits.append(float(bits[names[layer.name], 1]))
-
-    weight_capacity = np.zeros(n_cores)
+    costs = _CoreCosts.empty(len(layers), len(cores))
+    sizes = _LayerSizes.of(layers)
     for ci, core in enumerate(cores):
         rows = np.flatnonzero(eligible[:, ci])
         if rows.size == 0:
             continue
         costed = onchip_core(core) if strip_offchip_levels else core
-        results = cache.costs([layers[r] for r in rows], costed, backend)
-        for r, cost in zip(rows, results):
-            base_e[r, ci] = cost.energy_pj
-            base_t[r, ci] = cost.latency_cycles
-            layer_costs[(int(r), ci)] = cost
-        cap_i, cap_o, shared = activation_capacity(core)
-        mem_w = _outermost(core, "W")
-        working_sets = []
-        for r in rows:
-            in_bits, out_bits = producers_bits[r], bits[r, 2]
-            if shared:
-                own_w = bits[r, 0] if (mem_w is not None and mem_w is _outermost(core, "I")) else 0.0
-                overflow = max(0.0, in_bits + out_bits + own_w - cap_i)
-            else:
-                overflow = max(0.0, in_bits - cap_i) + max(0.0, out_bits - cap_o)
-            working_sets.append(in_bits + out_bits)
-            if port is not None:
-                e_w, t_w = port.write(overflow)
-                e_r, t_r = port.read(overflow)
-                spill_e[r, ci] = e_w + e_r
-                spill_t[r, ci] = t_w + t_r
-                if not layers[r].inputs:
-                    e_in, t_in = port.read(bits[r, 1])
-                    spill_e[r, ci] += e_in
-                    spill_t[r, ci] += t_in
-        if port is None:
-            weight_capacity[ci] = math.inf
-        elif mem_w is not None:
-            capacity = float(mem_w.size_bits)
-            if any(op in mem_w.operands for op in ("I", "O")):
-                capacity = max(0.0, capacity - max(working_sets, default=0.0))
-            weight_capacity[ci] = capacity
+        costs.record(ci, rows, cache.costs([layers[r] for r in rows], costed, backend))
+        memory = _CoreMemory.of(core)
+        working_sets = costs.add_spills(ci, rows, sizes, memory, port)
+        costs.weight_capacity[ci] = _weight_capacity(memory, port, working_sets)
+    w_stream_e, w_stream_t = _weight_streams(sizes.bits, port)
+    per_bit_e, per_bit_t, hops = _transfer_costs(system, port)
+    return CostModel(
+        workload=workload,
+        system=system,
+        backend_name=backend.name,
+        layer_names=[layer.name for layer in layers],
+        core_ids=[core.id for core in cores],
+        core_names=[core.name for core in cores],
+        eligible=eligible,
+        base_energy=costs.base_energy,
+        base_latency=costs.base_latency,
+        spill_energy=costs.spill_energy,
+        spill_latency=costs.spill_latency,
+        weight_stream_energy=w_stream_e,
+        weight_stream_latency=w_stream_t,
+        weight_bits=sizes.bits[:, 0].copy(),
+        weight_capacity=costs.weight_capacity,
+        output_bits=sizes.bits[:, 2].copy(),
+        transfer_energy_per_bit=per_bit_e,
+        transfer_cycles_per_bit=per_bit_t,
+        transfer_hops=hops,
+        layer_costs=costs.layer_costs,
+    )
 
-    w_stream_e = np.zeros(n_layers)
-    w_stream_t = np.zeros(n_layers)
+
+def _eligibility(layers: Sequence[Layer], system: System) -> np.ndarray:
+    """[layers x cores] bool: which cores may run each layer (see :func:`eligible_cores`)."""
+    eligible = np.zeros((len(layers), len(system.cores)), dtype=bool)
+    for li, layer in enumerate(layers):
+        eligible[li, eligible_cores(layer, system)] = True
+    return eligible
+
+
+def _weight_capacity(memory: _CoreMemory, port: OffchipPort | None, working_sets: list[float]) -> float:
+    """Bits of weights a core can keep pinned: unbounded without an off-chip port, else its weight level
+    less the largest working set where that level also holds activations (0 without a weight level)."""
+    mem_w = memory.weights
+    if port is None:
+        return math.inf
+    if mem_w is None:
+        return 0.0
+    capacity = float(mem_w.size_bits)
+    if any(op in mem_w.operands for op in ("I", "O")):
+        capacity = max(0.0, capacity - max(working_sets, default=0.0))
+    return capacity
+
+
+def _weight_streams(bits: np.ndarray, port: OffchipPort | None) -> tuple[np.ndarray, np.ndarray]:
+    """(energy, latency) [L] of reading each layer's weights from off-chip; zero without a port."""
+    w_stream_e = np.zeros(len(bits))
+    w_stream_t = np.zeros(len(bits))
     if port is not None:
-        for li in range(n_layers):
+        for li in range(len(bits)):
             w_stream_e[li], w_stream_t[li] = port.read(bits[li, 0])
+    return w_stream_e, w_stream_t
 
+
+def _transfer_costs(system: System, port: OffchipPort | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per core pair: energy and cycles per bit of a transfer (over the links; through off-chip memory where
+    no route exists, ``inf`` without an off-chip port) and the route's hops (-1: no route)."""
     hops, bandwidth, e_bit = _routes(system)
     per_bit_e = np.where(hops >= 0, e_bit, np.inf)
     per_bit_t = np.where(hops >= 0, 1.0 / np.where(hops >= 0, bandwidth, 1.0), np.inf)
@@ -315,25 +426,4 @@ def build_cost_model(
         via_t = 1.0 / port.w_bw + 1.0 / port.r_bw
         per_bit_e = np.where(hops >= 0, per_bit_e, via_e)
         per_bit_t = np.where(hops >= 0, per_bit_t, via_t)
-    return CostModel(
-        workload=workload,
-        system=system,
-        backend_name=backend.name,
-        layer_names=[layer.name for layer in layers],
-        core_ids=[core.id for core in cores],
-        core_names=[core.name for core in cores],
-        eligible=eligible,
-        base_energy=base_e,
-        base_latency=base_t,
-        spill_energy=spill_e,
-        spill_latency=spill_t,
-        weight_stream_energy=w_stream_e,
-        weight_stream_latency=w_stream_t,
-        weight_bits=bits[:, 0].copy(),
-        weight_capacity=weight_capacity,
-        output_bits=bits[:, 2].copy(),
-        transfer_energy_per_bit=per_bit_e,
-        transfer_cycles_per_bit=per_bit_t,
-        transfer_hops=hops,
-        layer_costs=layer_costs,
-    )
+    return per_bit_e, per_bit_t, hops

@@ -105,8 +105,62 @@ class StagedNetwork:
         return len(self.layer_names)
 
 
+@dataclass(frozen=True)
+class _Mounts:
+    """Where a candidate's heads sit: the backbone's blocks and, per exit, its head layers and block."""
+
+    blocks: list[str]  # backbone blocks in network order
+    block_pos: dict[str, int]
+    exit_keys: list[str]
+    heads: dict[str, list[Layer]]
+    exit_blocks: list[str]
+    positions: list[int]  # block position of each exit
+
+
+@dataclass(frozen=True)
+class _Order:
+    """The layers that run, in execution order: workload position, stage, head flag and name of each."""
+
+    layers: list[int]
+    stage: list[int]
+    is_head: list[bool]
+    names: list[str]
+
+
+@dataclass(frozen=True)
+class _Wiring:
+    """Data edges, network-input readers and chain predecessors (local indices), and each stage's last head layer."""
+
+    edges: list[tuple[int, int]]
+    reads_input: np.ndarray
+    chain_prev: np.ndarray
+    last_in_head: dict[int, int]
+
+
 def stage_network(workload: Workload, exit_keys: list[str], name: str | None = None) -> StagedNetwork:
     """Cut ``workload`` into the stages of the candidate ``exit_keys`` (head keys, network order)."""
+    mounts = _mount_heads(workload, exit_keys)
+    _check_exit_order(mounts)
+    index_of = {layer.name: pos for pos, layer in enumerate(workload.layers)}
+    order = _execution_order(workload, mounts, index_of)
+    wiring = _wire(workload, order, index_of)
+    return StagedNetwork(
+        name=name or workload.name,
+        exit_keys=tuple(exit_keys),
+        exit_blocks=tuple(mounts.exit_blocks),
+        layer_names=tuple(order.names),
+        layer_index=np.asarray(order.layers, dtype=np.int64),
+        stage_of=np.asarray(order.stage, dtype=np.int64),
+        is_head=np.asarray(order.is_head, dtype=bool),
+        edges=np.asarray(wiring.edges, dtype=np.int64).reshape(-1, 2),
+        reads_input=wiring.reads_input,
+        chain_prev=wiring.chain_prev,
+        head_last=_head_last(workload, exit_keys, wiring),
+    )
+
+
+def _mount_heads(workload: Workload, exit_keys: list[str]) -> _Mounts:
+    """The backbone's blocks and the head layers and block of each exit; one-line errors for bad exits."""
     blocks = backbone_blocks(workload)
     if not blocks:
         raise ConfigError(f"workload {workload.name!r}: has no backbone layers (all layers carry an exit)")
@@ -118,21 +172,34 @@ def stage_network(workload: Workload, exit_keys: list[str], name: str | None = N
     heads: dict[str, list[Layer]] = {}
     exit_blocks: list[str] = []
     for key in exit_keys:
-        if key not in known:
-            raise ConfigError(f"exits: no head {key!r} in workload {workload.name!r}; available {known}")
-        layers = workload.head(key)
-        mounts = {layer.block for layer in layers}
-        if len(mounts) != 1:
-            raise ConfigError(f"workload: head {key!r} layers name several blocks {sorted(mounts)}; use one")
-        mount = mounts.pop()
-        if mount not in block_pos:
-            raise ConfigError(
-                f"exits: {key!r} is mounted after block {mount!r}, which the backbone does not have "
-                f"(blocks {blocks[0]}..{blocks[-1]}); fix the head's block or choose another exit"
-            )
-        heads[key] = layers
+        heads[key], mount = _head_and_mount(workload, key, known, blocks, block_pos)
         exit_blocks.append(mount)
     positions = [block_pos[b] for b in exit_blocks]
+    return _Mounts(blocks, block_pos, exit_keys, heads, exit_blocks, positions)
+
+
+def _head_and_mount(
+    workload: Workload, key: str, known: list[str], blocks: list[str], block_pos: dict[str, int]
+) -> tuple[list[Layer], str]:
+    """The layers of head ``key`` and the backbone block it is mounted after."""
+    if key not in known:
+        raise ConfigError(f"exits: no head {key!r} in workload {workload.name!r}; available {known}")
+    layers = workload.head(key)
+    mounts = {layer.block for layer in layers}
+    if len(mounts) != 1:
+        raise ConfigError(f"workload: head {key!r} layers name several blocks {sorted(mounts)}; use one")
+    mount = mounts.pop()
+    if mount not in block_pos:
+        raise ConfigError(
+            f"exits: {key!r} is mounted after block {mount!r}, which the backbone does not have "
+            f"(blocks {blocks[0]}..{blocks[-1]}); fix the head's block or choose another exit"
+        )
+    return layers, mount
+
+
+def _check_exit_order(mounts: _Mounts) -> None:
+    """Exits must follow each other block by block, the last one after the backbone's last block."""
+    blocks, positions, exit_keys = mounts.blocks, mounts.positions, mounts.exit_keys
     for prev, cur, key in zip(positions, positions[1:], exit_keys[1:]):
         if cur <= prev:
             raise ConfigError(
@@ -141,11 +208,14 @@ def stage_network(workload: Workload, exit_keys: list[str], name: str | None = N
             )
     if positions[-1] != len(blocks) - 1:
         raise ConfigError(
-            f"exits: the last exit {exit_keys[-1]!r} is mounted after {exit_blocks[-1]!r}; the final exit must "
+            f"exits: the last exit {exit_keys[-1]!r} is mounted after {mounts.exit_blocks[-1]!r}; the final exit must "
             f"follow the last block {blocks[-1]!r} (add the final exit, e.g. 'K')"
         )
 
-    index_of = {layer.name: pos for pos, layer in enumerate(workload.layers)}
+
+def _execution_order(workload: Workload, mounts: _Mounts, index_of: dict[str, int]) -> _Order:
+    """Backbone layers up to the final exit's block, each selected head right after its block's last layer."""
+    positions = mounts.positions
     order: list[int] = []
     stage: list[int] = []
     head_flag: list[bool] = []
@@ -154,7 +224,7 @@ def stage_network(workload: Workload, exit_keys: list[str], name: str | None = N
     current = 0
     for wpos in backbone:
         block = workload.layers[wpos].block
-        bpos = block_pos[block]
+        bpos = mounts.block_pos[block]
         while current < len(positions) and positions[current] < bpos:
             current += 1
         if current >= len(positions):
@@ -163,60 +233,63 @@ def stage_network(workload: Workload, exit_keys: list[str], name: str | None = N
         stage.append(current)
         head_flag.append(False)
         if wpos == last_of_block[block] and positions[current] == bpos:
-            for layer in heads[exit_keys[current]]:
+            for layer in mounts.heads[mounts.exit_keys[current]]:
                 order.append(index_of[layer.name])
                 stage.append(current)
                 head_flag.append(True)
+    return _Order(order, stage, head_flag, [workload.layers[w].name for w in order])
 
-    names = [workload.layers[w].name for w in order]
-    name_to_local = {n: i for i, n in enumerate(names)}
+
+def _wire(workload: Workload, order: _Order, index_of: dict[str, int]) -> _Wiring:
+    """Data edges and chain predecessors of the layers that run (see the module docstring)."""
+    name_to_local = {n: i for i, n in enumerate(order.names)}
     edges: list[tuple[int, int]] = []
-    reads_input = np.zeros(len(order), dtype=bool)
-    chain_prev = np.full(len(order), -1, dtype=np.int64)
+    reads_input = np.zeros(len(order.layers), dtype=bool)
+    chain_prev = np.full(len(order.layers), -1, dtype=np.int64)
     last_backbone = -1
     last_in_head: dict[int, int] = {}
-    for pos, wpos in enumerate(order):
+    for pos, wpos in enumerate(order.layers):
         layer = workload.layers[wpos]
         if not layer.inputs:
             reads_input[pos] = True
         for producer in layer.inputs:
-            if producer not in name_to_local:
-                if producer in index_of:
-                    raise ConfigError(
-                        f"workload: layer {layer.name!r} reads {producer!r}, which does not run in this "
-                        f"candidate (another head or after the final exit); fix its inputs"
-                    )
-                raise ConfigError(f"workload: layer {layer.name!r} reads unknown layer {producer!r}; fix its inputs")
-            src = name_to_local[producer]
-            if src >= pos:
-                raise ConfigError(
-                    f"workload: layer {layer.name!r} reads {producer!r}, which runs later; list layers in "
-                    "topological order"
-                )
-            edges.append((src, pos))
-        if head_flag[pos]:
-            chain_prev[pos] = last_in_head.get(stage[pos], -1)
-            last_in_head[stage[pos]] = pos
+            edges.append((_producer_position(layer, producer, pos, name_to_local, index_of), pos))
+        if order.is_head[pos]:
+            chain_prev[pos] = last_in_head.get(order.stage[pos], -1)
+            last_in_head[order.stage[pos]] = pos
         else:
             chain_prev[pos] = last_backbone
             last_backbone = pos
-    head_last = np.array([last_in_head.get(s, -1) for s in range(len(exit_keys))], dtype=np.int64)
+    return _Wiring(edges, reads_input, chain_prev, last_in_head)
+
+
+def _producer_position(
+    layer: Layer, producer: str, pos: int, name_to_local: dict[str, int], index_of: dict[str, int]
+) -> int:
+    """Local index of ``producer``, read by ``layer`` at local ``pos``; one-line errors unless it runs before."""
+    if producer not in name_to_local:
+        if producer in index_of:
+            raise ConfigError(
+                f"workload: layer {layer.name!r} reads {producer!r}, which does not run in this "
+                f"candidate (another head or after the final exit); fix its inputs"
+            )
+        raise ConfigError(f"workload: layer {layer.name!r} reads unknown layer {producer!r}; fix its inputs")
+    src = name_to_local[producer]
+    if src >= pos:
+        raise ConfigError(
+            f"workload: layer {layer.name!r} reads {producer!r}, which runs later; list layers in "
+            "topological order"
+        )
+    return src
+
+
+def _head_last(workload: Workload, exit_keys: list[str], wiring: _Wiring) -> np.ndarray:
+    """Local index of the last layer of each head; one-line error for a head without layers."""
+    head_last = np.array([wiring.last_in_head.get(s, -1) for s in range(len(exit_keys))], dtype=np.int64)
     for s, key in enumerate(exit_keys):
         if head_last[s] < 0:
             raise ConfigError(f"exits: head {key!r} has no layers in workload {workload.name!r}")
-    return StagedNetwork(
-        name=name or workload.name,
-        exit_keys=tuple(exit_keys),
-        exit_blocks=tuple(exit_blocks),
-        layer_names=tuple(names),
-        layer_index=np.asarray(order, dtype=np.int64),
-        stage_of=np.asarray(stage, dtype=np.int64),
-        is_head=np.asarray(head_flag, dtype=bool),
-        edges=np.asarray(edges, dtype=np.int64).reshape(-1, 2),
-        reads_input=reads_input,
-        chain_prev=chain_prev,
-        head_last=head_last,
-    )
+    return head_last
 
 
 def static_network(workload: Workload, final_key: str) -> StagedNetwork:

@@ -19,7 +19,7 @@ import numpy as np
 from pathlib import Path
 from typing import Any, Callable
 
-from exitspace.config import RunConfig
+from exitspace.config import RunConfig, SearchConfig
 from exitspace.errors import InfeasibleError
 from exitspace.pathnames import shown_path, shown_storage
 from exitspace.search.engine import (
@@ -53,6 +53,7 @@ accuracy table (see shared reference notes, section 6). Head depths per exit wer
 MAX_LOSS_POINTS = 0.01
 
 Progress = Callable[[str, int, int], None]
+_PhaseProgress = Callable[[int, int], None]  # (done, total) of one phase
 
 
 @dataclass
@@ -201,6 +202,61 @@ def _front_hv(front: list[Evaluation], objectives: list[str], elp_def: str, scal
     return hypervolume(np.array(points, float), reference_point(objectives, reference)) if points else 0.0
 
 
+@dataclass(frozen=True)
+class _StaticBaselines:
+    """The static networks of a run: every final-head variant and the baseline per pair, and the pair the
+    headline and the hypervolume normalisation compare with."""
+
+    variants: dict[str, list[Evaluation]]
+    per_pair: dict[str, Evaluation]
+    reference_pair: PrecisionPair
+
+    @classmethod
+    def of(cls, inputs: CodesignInputs) -> _StaticBaselines:
+        """Evaluate the static baselines of every precision pair of the space."""
+        pairs = inputs.space.precision_pairs
+        variants = static_variants(inputs, pairs)
+        return cls(variants, static_baselines(inputs, pairs, variants), _reference_pair(pairs))
+
+    @property
+    def reference(self) -> Evaluation:
+        """The static baseline at the reference pair."""
+        return self.per_pair[pair_name(self.reference_pair)]
+
+
+@dataclass(frozen=True)
+class _Study:
+    """Where a run's searches are stored and the NSGA-II settings they share."""
+
+    storage: str
+    name: str
+    population: int
+    seed: int
+
+    def run(self, problem: SearchProblem, trials: int, progress: _PhaseProgress | None,
+            suffix: str = "") -> SearchOutcome:
+        """Run (or resume) ``problem`` in this study, or with ``suffix`` in the study of that name beside it."""
+        return run_search(problem, trials=trials, population=self.population, seed=self.seed, storage=self.storage,
+                          study_name=f"{self.name}{suffix}", progress=progress)
+
+
+@dataclass(frozen=True)
+class _Searched:
+    """The baselines and the main search of a run: its problem, study and outcome, and the refined Pareto
+    front as (kept evaluation, searched evaluation) pairs."""
+
+    baselines: _StaticBaselines
+    problem: SearchProblem
+    study: _Study
+    outcome: SearchOutcome
+    refined: list[tuple[Evaluation, Evaluation]]
+
+    @property
+    def front(self) -> list[Evaluation]:
+        """The refined Pareto front."""
+        return [e for e, _ in self.refined]
+
+
 def run_codesign(
     config: RunConfig,
     inputs: CodesignInputs,
@@ -214,95 +270,111 @@ def run_codesign(
     Raises :class:`InfeasibleError` with a one-line explanation when no design meets the constraints.
     """
     s = config.search
-    space = inputs.space
     trials = trials or s.trials
     report = (lambda phase: (lambda done, total: progress(phase, done, total))) if progress else (lambda phase: None)
 
-    variants = static_variants(inputs, space.precision_pairs)
-    static = static_baselines(inputs, space.precision_pairs, variants)
-    ref_pair = _reference_pair(space.precision_pairs)
-    static_ref = static[pair_name(ref_pair)]
-    static_accuracy = {e.design.precision: e.val["accuracy"] for e in static.values()}
-    constraints = build_constraints(s.constraints, space, static_accuracy)
+    searched = _search(config, inputs, run_dir, trials, report("search"))
+    static_ref = searched.baselines.reference
+    scale = {o: static_ref.val[metric_key(o, s.elp)] for o in s.objectives if o not in ("accuracy", "exit_overhead")}
+    curve = hypervolume_curve(searched.outcome.trials, s.objectives, scale, s.hv_reference)
+    test_scale = {o: static_ref.test[metric_key(o, s.elp)] for o in scale}
 
+    mac = None
+    if s.baselines.mac_proxy:
+        mac = _mac_proxy_baseline(s, searched, s.baselines.mac_proxy_trials or trials, test_scale,
+                                  report("mac-proxy search"))
+    paper: list[Evaluation] = []
+    if s.baselines.paper == "on" or (s.baselines.paper == "auto" and "mobilenetv2" in inputs.backbone.lower()):
+        paper = paper_baselines(inputs, searched.baselines.reference_pair, static_ref)
+
+    hypervolume = {
+        "reference_point": dict(s.hv_reference),
+        "normalisation": "accuracy -> 1 - accuracy; exit_overhead as a share; cost objectives / static "
+                         f"{pair_name(searched.baselines.reference_pair)} network (validation)",
+        "scale": scale,
+        "curve": curve,
+        "front_test": _front_hv(searched.front, s.objectives, s.elp, test_scale, s.hv_reference),
+    }
+    return _results_document(config, inputs, searched, hypervolume, paper, mac)
+
+
+def _search(config: RunConfig, inputs: CodesignInputs, run_dir: Path, trials: int,
+            progress: _PhaseProgress | None) -> _Searched:
+    """The static baselines, then the main search under constraints relative to them; its Pareto front with
+    refined allocations. Raises :class:`InfeasibleError` when no trial meets the constraints."""
+    s = config.search
+    baselines = _StaticBaselines.of(inputs)
+    static_accuracy = {e.design.precision: e.val["accuracy"] for e in baselines.per_pair.values()}
+    constraints = build_constraints(s.constraints, inputs.space, static_accuracy)
+    study = _study(config, inputs.space, run_dir)
+    problem = SearchProblem(inputs.space, inputs.evaluator, list(s.objectives), s.elp, constraints)
+    outcome = study.run(problem, trials, progress)
+    front_trials = pareto_front(outcome.trials, s.objectives)
+    if not front_trials:
+        raise InfeasibleError(explain_infeasible([t.evaluation for t in outcome.trials], constraints))
+    refined = refine_allocation(problem, [t.evaluation for t in front_trials], s.refine_allocation)
+    return _Searched(baselines, problem, study, outcome, refined)
+
+
+def _study(config: RunConfig, space: DesignSpace, run_dir: Path) -> _Study:
+    """The configured storage and study name, else the run directory's default storage and the run's name
+    with a fingerprint of the space and the search settings."""
+    s = config.search
     storage = s.storage or default_storage(run_dir)
     fingerprint = study_fingerprint({
         "space": space.fingerprint(), "objectives": s.objectives, "elp": s.elp,
         "constraints": s.constraints.model_dump(), "population": s.population, "seed": config.search_seed,
     })
-    study_name = s.study_name or f"{config.name}-{fingerprint}"
-    problem = SearchProblem(space, inputs.evaluator, list(s.objectives), s.elp, constraints)
-    outcome = run_search(problem, trials=trials, population=s.population, seed=config.search_seed, storage=storage,
-                         study_name=study_name, progress=report("search"))
-    front_trials = pareto_front(outcome.trials, s.objectives)
-    if not front_trials:
-        raise InfeasibleError(explain_infeasible([t.evaluation for t in outcome.trials], constraints))
-    refined = refine_allocation(problem, [t.evaluation for t in front_trials], s.refine_allocation)
+    return _Study(storage, s.study_name or f"{config.name}-{fingerprint}", s.population, config.search_seed)
 
-    scale = {o: static_ref.val[metric_key(o, s.elp)] for o in s.objectives if o not in ("accuracy", "exit_overhead")}
-    curve = hypervolume_curve(outcome.trials, s.objectives, scale, s.hv_reference)
 
-    mac = None
-    if s.baselines.mac_proxy:
-        mac_problem = SearchProblem(
-            space, inputs.evaluator, ["accuracy", "macs_avg"], s.elp, constraints,
-            objective_override=lambda e: [e.val["accuracy"], e.val["macs_avg"]],
-        )
-        mac_outcome = run_search(mac_problem, trials=s.baselines.mac_proxy_trials or trials, population=s.population,
-                                 seed=config.search_seed, storage=storage, study_name=f"{study_name}-macproxy",
-                                 progress=report("mac-proxy search"))
-        mac_front = [t.evaluation for t in pareto_front(mac_outcome.trials, ["accuracy", "macs_avg"])]
-        mac_front = [r for r, _ in refine_allocation(problem, mac_front, s.refine_allocation, keep_all=True)]
-        test_scale = {o: static_ref.test[metric_key(o, s.elp)] for o in scale}
-        mac = {
-            "study": _study_info(mac_outcome),
-            "front": [{k: v for k, v in e.to_dict().items() if k not in ("stages", "extra")} for e in mac_front],
-            "hypervolume_test": _front_hv(mac_front, s.objectives, s.elp, test_scale, s.hv_reference),
-        }
+def _mac_proxy_baseline(s: SearchConfig, searched: _Searched, trials: int, test_scale: dict[str, float],
+                        progress: _PhaseProgress | None) -> dict[str, Any]:
+    """The MAC-proxy search (accuracy and expected MACs; same space and constraints) in a study beside the
+    main one; its Pareto designs, re-mapped like the main front, with their test hypervolume."""
+    problem = searched.problem
+    mac_problem = SearchProblem(
+        problem.space, problem.evaluator, ["accuracy", "macs_avg"], s.elp, problem.constraints,
+        objective_override=lambda e: [e.val["accuracy"], e.val["macs_avg"]],
+    )
+    mac_outcome = searched.study.run(mac_problem, trials, progress, suffix="-macproxy")
+    mac_front = [t.evaluation for t in pareto_front(mac_outcome.trials, ["accuracy", "macs_avg"])]
+    mac_front = [r for r, _ in refine_allocation(problem, mac_front, s.refine_allocation, keep_all=True)]
+    return {
+        "study": _study_info(mac_outcome),
+        "front": [{k: v for k, v in e.to_dict().items() if k not in ("stages", "extra")} for e in mac_front],
+        "hypervolume_test": _front_hv(mac_front, s.objectives, s.elp, test_scale, s.hv_reference),
+    }
 
-    paper: list[Evaluation] = []
-    if s.baselines.paper == "on" or (s.baselines.paper == "auto" and "mobilenetv2" in inputs.backbone.lower()):
-        paper = paper_baselines(inputs, ref_pair, static_ref)
 
-    front = [e for e, _ in refined]
-    test_scale = {o: static_ref.test[metric_key(o, s.elp)] for o in scale}
-    results: dict[str, Any] = {
+def _results_document(config: RunConfig, inputs: CodesignInputs, searched: _Searched, hypervolume: dict[str, Any],
+                      paper: list[Evaluation], mac: dict[str, Any] | None) -> dict[str, Any]:
+    """The results document of a run (what the report renders)."""
+    s = config.search
+    baselines = searched.baselines
+    outcome = searched.outcome
+    return {
         "format": RESULTS_FORMAT,
         "version": RESULTS_VERSION,
         "name": config.name,
         "config": {**config.model_dump(mode="json"), "source": shown_path(config.source) if config.source else None},
         "backbone": inputs.backbone,
-        "space": {
-            "candidate_exits": list(space.candidates), "final_exit": space.final,
-            "head_types": {k: list(v) for k, v in space.head_types.items()},
-            "precision_pairs": [list(p) for p in space.precision_pairs],
-            "thresholds": {"mode": space.threshold_mode, "low": space.threshold_low, "high": space.threshold_high,
-                           "step": space.threshold_step},
-            "confidence": space.confidence, "policies": list(space.policies), "allocations": list(space.allocations),
-            "refine_allocation": s.refine_allocation,
-        },
+        "space": _space_info(inputs.space, s.refine_allocation),
         "objectives": list(s.objectives),
         "elp_definition": s.elp,
-        "constraints": [c.text for c in constraints],
+        "constraints": [c.text for c in searched.problem.constraints],
         "selection_split": "val",
         "report_split": "test",
         "study": _study_info(outcome),
-        "hypervolume": {
-            "reference_point": dict(s.hv_reference),
-            "normalisation": "accuracy -> 1 - accuracy; exit_overhead as a share; cost objectives / static "
-                             f"{pair_name(ref_pair)} network (validation)",
-            "scale": scale,
-            "curve": curve,
-            "front_test": _front_hv(front, s.objectives, s.elp, test_scale, s.hv_reference),
-        },
-        "static": {k: v.to_dict() for k, v in static.items()},
-        "static_variants": {k: [v.to_dict() for v in vs] for k, vs in variants.items()},
-        "static_reference": pair_name(ref_pair),
+        "hypervolume": hypervolume,
+        "static": {k: v.to_dict() for k, v in baselines.per_pair.items()},
+        "static_variants": {k: [v.to_dict() for v in vs] for k, vs in baselines.variants.items()},
+        "static_reference": pair_name(baselines.reference_pair),
         "paper_designs": [e.to_dict() for e in paper],
         "mac_proxy": mac,
         "pareto": [
             {**e.to_dict(), "searched_allocation": origin.design.allocation,
-             "objective_values": problem.values(e)} for e, origin in refined
+             "objective_values": searched.problem.values(e)} for e, origin in searched.refined
         ],
         "trials": [
             [t.number, t.evaluation.val["accuracy"], t.evaluation.val["elp"], t.evaluation.test["accuracy"],
@@ -310,13 +382,30 @@ def run_codesign(
             for t in outcome.trials
         ],
         "trials_columns": ["trial", "val_accuracy", "val_elp", "test_accuracy", "test_elp", "feasible"],
-        "headline": {**headline(front, static_ref),
-                     "against_each_final_head": [
-                         {k: h.get(k) for k in ("reference", "static_test_accuracy", "design", "test_accuracy",
-                                                "test_accuracy_loss_points", "elp_reduction")}
-                         for h in (headline(front, v) for v in variants[pair_name(ref_pair)])]},
+        "headline": _headline_info(searched.front, baselines),
     }
-    return results
+
+
+def _space_info(space: DesignSpace, refine_allocation: str | None) -> dict[str, Any]:
+    """The searched design space, as the results document records it."""
+    return {
+        "candidate_exits": list(space.candidates), "final_exit": space.final,
+        "head_types": {k: list(v) for k, v in space.head_types.items()},
+        "precision_pairs": [list(p) for p in space.precision_pairs],
+        "thresholds": {"mode": space.threshold_mode, "low": space.threshold_low, "high": space.threshold_high,
+                       "step": space.threshold_step},
+        "confidence": space.confidence, "policies": list(space.policies), "allocations": list(space.allocations),
+        "refine_allocation": refine_allocation,
+    }
+
+
+def _headline_info(front: list[Evaluation], baselines: _StaticBaselines) -> dict[str, Any]:
+    """The headline against the reference static baseline, and in brief against each of its final-head variants."""
+    return {**headline(front, baselines.reference),
+            "against_each_final_head": [
+                {k: h.get(k) for k in ("reference", "static_test_accuracy", "design", "test_accuracy",
+                                       "test_accuracy_loss_points", "elp_reduction")}
+                for h in (headline(front, v) for v in baselines.variants[pair_name(baselines.reference_pair)])]}
 
 
 def _study_info(outcome: SearchOutcome) -> dict[str, Any]:
