@@ -85,6 +85,10 @@ class ThresholdSpace(_Strict):
         return self
 
 
+def _wait_policy() -> list[Literal["wait", "overlap"]]:
+    return ["wait"]
+
+
 class SpaceConfig(_Strict):
     """The design space; null lists mean "everything the exit tables / strategies offer"."""
 
@@ -95,7 +99,7 @@ class SpaceConfig(_Strict):
     )
     thresholds: ThresholdSpace = ThresholdSpace()
     confidence: Literal["max_softmax", "entropy", "margin"] = "max_softmax"
-    policies: list[Literal["wait", "overlap"]] = Field(default_factory=lambda: ["wait"])
+    policies: list[Literal["wait", "overlap"]] = Field(default_factory=_wait_policy)
     allocations: list[str] = Field(default_factory=lambda: ["greedy"])
     min_exits: int = Field(0, ge=0, description="fewest early exits (final exit not counted)")
     max_exits: int | None = Field(None, ge=0, description="most early exits (final exit not counted)")

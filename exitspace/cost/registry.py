@@ -23,5 +23,5 @@ def get_backend(name: str = "analytical") -> CostBackend:
             from exitspace.cost.zigzag_backend import ZigZagBackend
         except ImportError as exc:
             raise ConfigError(f"backend 'zigzag': could not load exitspace.cost.zigzag_backend ({exc})") from None
-        return ZigZagBackend()  # type: ignore[return-value]
+        return ZigZagBackend()
     raise ConfigError(f"cost.backend: unknown backend {name!r}; use one of {list(BACKENDS)}")

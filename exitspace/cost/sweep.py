@@ -12,7 +12,7 @@ import csv
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 from exitspace.cost.base import CostBackend, LayerCost
 from exitspace.errors import ConfigError
@@ -71,13 +71,14 @@ def vary(layer: Layer, dim: str, value: int) -> Layer:
         return replace(layer.with_precision(Precision.uniform(value)), name=name)
     if dim == "kernel":
         return replace(layer, FX=value, FY=value, padding=(value // 2, value // 2), name=name)
+    # cast: mypy checks a **dict[str, int] against every field of Layer
     if dim in ("FX", "FY"):
-        return replace(layer, **{dim: value}, name=name)
+        return replace(layer, **cast(dict[str, Any], {dim: value}), name=name)
     if layer.op == OpType.DEPTHWISE and dim in ("K", "C"):
         return replace(layer, K=value, C=value, groups=value, name=name)
     if layer.op == OpType.FC and dim in ("OX", "OY"):
         raise ConfigError(f"--dim {dim}: a fully connected layer has no spatial size; sweep K or C")
-    return replace(layer, **{dim: value}, name=name)
+    return replace(layer, **cast(dict[str, Any], {dim: value}), name=name)
 
 
 def sweep(

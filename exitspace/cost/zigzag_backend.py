@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 import yaml
 
@@ -31,6 +31,9 @@ from exitspace.errors import ConfigError, ExitspaceError
 from exitspace.hardware.model import Core
 from exitspace.hardware.zigzag_yaml import zigzag_core_dict
 from exitspace.workload.layer import Layer
+
+if TYPE_CHECKING:
+    from zigzag.stages.stage import StageCallable
 
 ADAPTER_VERSION = "1"
 _LOOP_DIMS = ("B", "K", "G", "OX", "OY", "C", "FX", "FY")
@@ -270,7 +273,8 @@ class ZigZagBackend:
                     CostModelStage,
                 ]
                 main = MainStage(
-                    list_of_callables=stages,
+                    # cast: these stage classes take keyword-only arguments that ZigZag's own StageCallable omits
+                    list_of_callables=cast("list[StageCallable]", stages),
                     accelerator=str(acc_path),
                     workload=workload,
                     mapping=str(map_path),

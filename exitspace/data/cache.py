@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def save_arrays(path: Path, **arrays: np.ndarray) -> None:
     """Write an uncompressed ``.npz`` atomically (tmp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **cast(dict[str, Any], arrays))  # cast: numpy stubs type **kwds as if one could be allow_pickle
     tmp.replace(path)
 
 

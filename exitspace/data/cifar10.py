@@ -13,6 +13,7 @@ import tarfile
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -176,6 +177,7 @@ def load_image_folder(
     if not path.exists():
         raise DataError(f"{path}: not found; give data.path as the image-folder tree or its .tar.gz")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    reader: Callable[[Path], dict[str, np.ndarray]]
     if path.is_dir():
         key = _tree_fingerprint(path)
         reader = _read_folder_tree

@@ -16,7 +16,7 @@ one exit at once (grid = quantiles of that exit's val confidences, plus "never")
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class _Chooser:
         if self.min_accuracy is not None:
             infeasible = acc < self.min_accuracy - 1e-12
             return np.stack([infeasible, np.where(infeasible, -acc, cost), -acc], axis=1)
-        infeasible = cost > self.max_cost * (1 + 1e-12)
+        infeasible = cost > cast(float, self.max_cost) * (1 + 1e-12)  # cast: max_cost is set when min_accuracy is not
         return np.stack([infeasible, np.where(infeasible, cost, -acc), cost], axis=1)
 
     def best(self, batch: ScoreBatch) -> tuple[int, np.ndarray]:
@@ -83,7 +83,7 @@ class _Chooser:
 
 def calibrate(
     val: ExitScorer,
-    cost_per_exit: Sequence[float],
+    cost_per_exit: Sequence[float] | np.ndarray,
     target_drop: float | None = None,
     max_cost: float | None = None,
     test: ExitScorer | None = None,
@@ -136,7 +136,7 @@ def calibrate(
     val_outcome = val.outcome(current)
     result = Calibration(
         target="accuracy_drop" if target_drop is not None else "cost",
-        target_value=float(target_drop if target_drop is not None else max_cost),
+        target_value=float(target_drop if target_drop is not None else cast(float, max_cost)),  # cast: one of the two is given
         thresholds=[float(t) for t in current],
         feasible=not bool(best_key[0]),
         val=val_outcome,

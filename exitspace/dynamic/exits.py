@@ -167,7 +167,7 @@ class ExitScorer:
             exit_of[self.conf[e] >= early[e]] = e
         return exit_of
 
-    def outcome(self, thresholds: Sequence[float]) -> ExitOutcome:
+    def outcome(self, thresholds: Sequence[float] | np.ndarray) -> ExitOutcome:
         """Ratios and accuracies of one threshold vector."""
         early = self.threshold_vectors(np.asarray(thresholds))
         batch = self.score(early)

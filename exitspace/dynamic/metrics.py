@@ -23,7 +23,7 @@ sample that leaves at exit i (definitions in docs/metrics.md):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, final
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from exitspace.mapping.schedule import Schedule
 PERCENTILES: tuple[int, ...] = (50, 95, 99)
 
 
+@final  # also tells mypy that an instance is always true (``baseline and baseline.product``)
 @dataclass
 class StaticBaseline:
     """Cost of the static network (no early exits) on its own allocation."""
@@ -87,7 +88,9 @@ class DynamicMetrics:
         return data
 
 
-def latency_percentiles(latencies: Sequence[float], ratios: Sequence[float]) -> dict[str, float]:
+def latency_percentiles(
+    latencies: Sequence[float] | np.ndarray, ratios: Sequence[float] | np.ndarray
+) -> dict[str, float]:
     """p50/p95/p99 of a discrete latency distribution (value ``latencies[i]`` with weight ``ratios[i]``)."""
     lat = np.asarray(latencies, dtype=float)
     weights = np.asarray(ratios, dtype=float)
@@ -107,7 +110,7 @@ def expected_costs(ratios: np.ndarray, cum_energy: np.ndarray, cum_latency: np.n
 
 def dynamic_metrics(
     schedule: Schedule,
-    ratios: Sequence[float],
+    ratios: Sequence[float] | np.ndarray,
     static: Schedule | StaticBaseline | None = None,
     exit_accuracy: Sequence[float | None] | None = None,
 ) -> DynamicMetrics:

@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import ValidationError
@@ -91,7 +91,7 @@ def parse_stream_system(data: Any, label: str, base_dir: Path) -> System:
         offchip = next(core for core in cores if core.id == offchip_id)
         width = max(level.r_bw for level in offchip.memories)
         links += [
-            Link(a=core_id, b=offchip_id, bandwidth=width, energy_per_bit_pj=default_energy, bus="offchip")  # type: ignore[arg-type]
+            Link(a=core_id, b=offchip_id, bandwidth=width, energy_per_bit_pj=default_energy, bus="offchip")
             for core_id in ids
             if core_id != offchip_id
         ]
@@ -152,7 +152,7 @@ def _parse_graph_dialect(data: dict[str, Any], reader: FieldReader, name: str, b
     for key in ("pooling_core_id", "simd_core_id", "offchip_core_id"):
         value = graph.get(key)
         special[key] = None if value is None else reader.integer(value, f"graph.{key}", minimum=0)
-        if special[key] is not None and special[key] >= len(files):
+        if special[key] is not None and cast(int, special[key]) >= len(files):  # cast: mypy does not narrow special[key]
             reader.fail(f"graph.{key}", f"{special[key]} is not a core id (0..{len(files) - 1})")
     kinds = {
         special["pooling_core_id"]: CoreKind.POOLING,

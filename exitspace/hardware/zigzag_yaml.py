@@ -23,7 +23,7 @@ kept verbatim in ``MemoryLevel.ports``. Stream's core extensions ``type`` (``zig
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, cast
 
 import yaml
 from pydantic import ValidationError
@@ -207,7 +207,7 @@ def _resolve_kind(
             reader.fail("type", f"{core_type!r}: only compute and off-chip cores are modelled; use zigzag.compute or zigzag.offchip")
     ops = data.get("operator_types")
     if isinstance(ops, list) and ops:
-        kinds = set()
+        kinds: set[OpType] = set()
         for op in ops:
             kinds.update(ONNX_TO_OPS.get(str(op), ()))
         if kinds and kinds <= {OpType.POOL}:
@@ -278,7 +278,7 @@ def _read_memory(name: str, mem: dict[str, Any], reader: FieldReader, dims: list
     raw_ports = mem.get("ports")
     is_v3 = isinstance(raw_ports, list) and raw_ports and all(isinstance(p, dict) and "name" in p for p in raw_ports)
     if is_v3:
-        widths = _ports_v3(raw_ports, reader, f"{path}.ports", operands)
+        widths = _ports_v3(cast(list[Any], raw_ports), reader, f"{path}.ports", operands)  # cast: is_v3 checked it
     else:
         widths = _ports_legacy(mem, reader, path)
     try:
@@ -318,7 +318,7 @@ def _ports_v3(raw: list[Any], reader: FieldReader, path: str, operands: tuple[st
                 reader.fail(f"{where}.allocation[{j}]", f"read direction {parts[1]} on write port")
             allocation.append((operand, parts[1]))
         name = reader.string(reader.get(port, "name", where), f"{where}.name")
-        ports.append(MemoryPort(name=name, type=port_type, bandwidth_min=bw_min, bandwidth_max=bw_max, allocation=tuple(allocation)))  # type: ignore[arg-type]
+        ports.append(MemoryPort(name=name, type=port_type, bandwidth_min=bw_min, bandwidth_max=bw_max, allocation=tuple(allocation)))
     readable = [p for p in ports if p.type != "write"]
     writable = [p for p in ports if p.type != "read"]
     if not readable or not writable:
@@ -436,9 +436,9 @@ def implied_ports(level: MemoryLevel) -> tuple[MemoryPort, ...]:
             rw_alloc = shared[0]
             shared.clear()
         for i, alloc in enumerate(reads):
-            ports.append(MemoryPort(name=f"r_port_{i + 1}", type="read", bandwidth_min=r_min, bandwidth_max=level.r_bw, allocation=tuple(alloc)))  # type: ignore[arg-type]
+            ports.append(MemoryPort(name=f"r_port_{i + 1}", type="read", bandwidth_min=r_min, bandwidth_max=level.r_bw, allocation=tuple(alloc)))
         for i, alloc in enumerate(writes):
-            ports.append(MemoryPort(name=f"w_port_{i + 1}", type="write", bandwidth_min=w_min, bandwidth_max=level.w_bw, allocation=tuple(alloc)))  # type: ignore[arg-type]
+            ports.append(MemoryPort(name=f"w_port_{i + 1}", type="write", bandwidth_min=w_min, bandwidth_max=level.w_bw, allocation=tuple(alloc)))
         for i in range(level.rw_port):
             alloc = rw_alloc if (i == 0 and (level.r_port == 0 or level.w_port == 0)) else []
             ports.append(_rw_port(level, i, alloc))
@@ -453,10 +453,10 @@ def implied_ports(level: MemoryLevel) -> tuple[MemoryPort, ...]:
     return tuple(_rw_port(level, i, write_alloc if i == 0 else read_alloc if i == 1 else []) for i in range(level.rw_port))
 
 
-def _rw_port(level: MemoryLevel, index: int, alloc: list[tuple[str, str]]) -> MemoryPort:
+def _rw_port(level: MemoryLevel, index: int, alloc: Sequence[tuple[str, str]]) -> MemoryPort:
     width = max(level.r_bw, level.w_bw)
     minimum = min(level.min_r_granularity or level.r_bw, level.min_w_granularity or level.w_bw)
-    return MemoryPort(name=f"rw_port_{index + 1}", type="read_write", bandwidth_min=minimum, bandwidth_max=width, allocation=tuple(alloc))  # type: ignore[arg-type]
+    return MemoryPort(name=f"rw_port_{index + 1}", type="read_write", bandwidth_min=minimum, bandwidth_max=width, allocation=tuple(alloc))
 
 
 def zigzag_core_dict(core: Core, stream_fields: bool = False) -> dict[str, Any]:

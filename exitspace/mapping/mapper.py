@@ -26,7 +26,7 @@ from exitspace.mapping.schedule import NetworkEvaluator, Schedule, check_policy
 from exitspace.workload.layer import Workload
 
 
-def check_ratios(ratios: Sequence[float], num_exits: int, tolerance: float = 1e-3) -> np.ndarray:
+def check_ratios(ratios: Sequence[float] | np.ndarray, num_exits: int, tolerance: float = 1e-3) -> np.ndarray:
     """Exit ratios as an array that sums to exactly 1; one-line errors for a wrong count, a negative
     value or a sum off 1 by more than ``tolerance``."""
     values = np.asarray(list(ratios), dtype=float)
@@ -83,7 +83,7 @@ class Mapper:
         self,
         net: StagedNetwork,
         strategy: str,
-        ratios: Sequence[float] | None = None,
+        ratios: Sequence[float] | np.ndarray | None = None,
         objective: str = "avg_product",
         policy: str = "wait",
         seed: int = 0,

@@ -24,12 +24,12 @@ class _ScaleGradient(torch.autograd.Function):
     """Identity forward; multiplies the gradient by a constant in backward."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
         ctx.scale = scale
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad * ctx.scale, None
 
 
@@ -64,7 +64,8 @@ def keep_depthwise_in_float(model: nn.Module) -> int:
     for module in model.modules():
         if type(module) is nn.Conv2d and module.groups > 1 and module.groups == module.in_channels:
             module.forward = types.MethodType(_float_depthwise_forward, module)  # type: ignore[method-assign]
-            module.float_under_autocast = True  # read by wrappers that call F.conv2d themselves (QAT)
+            # read by wrappers that call F.conv2d themselves (QAT); setattr: nn.Module types attributes as Tensor/Module
+            setattr(module, "float_under_autocast", True)
             count += 1
     return count
 

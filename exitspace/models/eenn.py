@@ -157,8 +157,8 @@ class _Tagged(nn.Module):
         if parts[:1] == ["backbone"] and parts[1:2] == ["stem"]:
             return ".".join(["stem", *parts[2:]]), "stem", None
         if parts[:1] == ["heads"] and len(parts) >= 2 and parts[1] in self._head_of_module:
-            key, block = self._head_of_module[parts[1]]
-            return ".".join([key, *parts[2:]]), self.backbone.block_infos[block].name, key
+            key, block_index = self._head_of_module[parts[1]]
+            return ".".join([key, *parts[2:]]), self.backbone.block_infos[block_index].name, key
         return path, "", None
 
 
@@ -279,7 +279,7 @@ class EENNSubnet(_Tagged):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the chosen heads: ``[batch, len(head_keys), classes]``."""
         x = self.backbone.stem(x)
-        outputs = []
+        outputs: list[torch.Tensor] = []
         last = max(self._blocks)
         for index in range(last + 1):
             x = self.backbone.blocks[index](x)

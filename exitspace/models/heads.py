@@ -9,7 +9,7 @@ smaller is not pooled.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 from torch import nn
@@ -40,8 +40,8 @@ class PoolFCHead(nn.Module):
         features = channels * out_y * out_x
         if depth == 1:
             self.fc1 = nn.Linear(features, num_classes)
-            self.act = None
-            self.fc2 = None
+            self.act: nn.ReLU6 | None = None
+            self.fc2: nn.Linear | None = None
         else:
             self.fc1 = nn.Linear(features, channels * 8)
             self.act = nn.ReLU6(inplace=True)
@@ -60,7 +60,7 @@ class PoolFCHead(nn.Module):
         """Logits from the pooled map: flatten, then the linear layer(s)."""
         x = self.fc1(self.flatten(pooled))
         if self.fc2 is not None:
-            x = self.fc2(self.act(x))
+            x = self.fc2(cast(nn.ReLU6, self.act)(x))  # cast: act is set whenever fc2 is
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

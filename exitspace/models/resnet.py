@@ -59,7 +59,8 @@ class ResNetCifar(Backbone):
         self.in_channels = in_channels
         self.stem = conv_bn_act(in_channels, channels[0], 3, activation=nn.ReLU)
         self.stem_info = BlockInfo("stem", channels[0], 1)
-        blocks, infos = [], []
+        blocks: list[BasicBlock] = []
+        infos: list[BlockInfo] = []
         current = channels[0]
         for stage, out_channels in enumerate(channels):
             for index in range(per_stage):

@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import yaml
 
@@ -106,7 +106,8 @@ def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train:
         found = find_tables(directory)
         use = covering_pairs(found, pairs)
         if use:
-            return {p: ExitTable.load(found[p]) for p in use}, f"{origin}: {shown_path(directory)}"
+            # cast: tables were found, so the directory is set
+            return {p: ExitTable.load(found[p]) for p in use}, f"{origin}: {shown_path(cast(Path, directory))}"
     wanted = "every quantized pair" if pairs is None else str([pair_name(p) for p in pairs])
     train_path = config.resolve_path(config.exit_tables.fallback_train or config.train.config)
     if not allow_train:
@@ -275,7 +276,8 @@ def run_flow(
     phases.done("alignment sweep")
     results["exit_tables"] = origin
     results["exit_table_hashes"] = {f"{b}/{e}": table.meta.get("model_hash")
-                                    for (b, e), table in sorted(inputs.evaluator.tables.items())}
+                                    # cast: prepare() builds a CodesignEvaluator
+                                    for (b, e), table in sorted(cast(CodesignEvaluator, inputs.evaluator).tables.items())}
     results["hardware"] = system.name
     results["cost_backend"] = f"{backend.name} {backend.version}"
     paths: dict[str, Path] = {}

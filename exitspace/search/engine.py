@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 import optuna
@@ -171,7 +171,7 @@ class CodesignNSGAII(optuna.samplers.NSGAIISampler):
             self._generation_counts = (max(top, 0), counts.get(top, 0) if top >= 0 else 0)
         else:
             top, count = self._generation_counts
-            generation = top if count < self.population_size else top + 1
+            generation = top if count < cast(int, self.population_size) else top + 1  # cast: NSGA-II always sets it
             study._storage.set_trial_system_attr(trial._trial_id, key, generation)  # as Optuna's own rule does
         self._pending[trial.number] = generation
         return generation

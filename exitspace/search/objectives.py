@@ -7,7 +7,7 @@ an infeasible set can be explained ("no design meets accuracy >= 99% ...").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Literal, Mapping
 
 from exitspace.config import ConstraintsConfig
 from exitspace.search.evaluation import Evaluation
@@ -29,7 +29,7 @@ def objective_values(evaluation: Evaluation, objectives: list[str], elp_definiti
     return [float(metrics[metric_key(name, elp_definition)]) for name in objectives]
 
 
-def directions(objectives: list[str]) -> list[str]:
+def directions(objectives: list[str]) -> list[Literal["minimize", "maximize"]]:
     """Optuna directions."""
     return ["maximize" if name in MAXIMISED else "minimize" for name in objectives]
 

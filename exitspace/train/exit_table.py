@@ -16,7 +16,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class ExitTable:
             arrays[f"{split}_logits"] = self.logits[split].astype(np.float16)
             arrays[f"{split}_labels"] = self.labels[split].astype(np.int64)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
+        np.savez_compressed(tmp, **cast(dict[str, Any], arrays))  # cast: numpy stubs type **kwds as if one could be allow_pickle
         tmp.replace(path)
 
     @classmethod

@@ -84,4 +84,4 @@ def scale_early_head_gradients(model: torch.nn.Module, scale: float) -> None:
     """
     if not hasattr(model, "head_grad_scale"):
         raise ConfigError(f"loss.head_grad_scale: {type(model).__name__} has no early heads to scale; use an EENN")
-    model.head_grad_scale = float(scale)
+    setattr(model, "head_grad_scale", float(scale))  # setattr: nn.Module types attribute assignment as Tensor/Module only

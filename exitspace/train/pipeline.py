@@ -16,7 +16,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoad
     """Train (shuffled, augmented, drop_last) and val/test (in order) loaders."""
     mean, std = torch.tensor(splits.info["mean"]), torch.tensor(splits.info["std"])
     cl = config.runtime.channels_last
-    common = dict(mean=mean, std=std, channels_last=cl)
+    common: dict[str, Any] = dict(mean=mean, std=std, channels_last=cl)
     d = config.data
     return {
         "train": BatchLoader(splits.train, config.optim.batch_size, shuffle=True, augment=d.augment,
@@ -97,8 +97,8 @@ def parameter_groups(model: nn.Module, lr: float, scales: tuple[float, float]) -
     return [{"params": [param for param in model.parameters() if id(param) not in taken], "lr": lr}, *groups]
 
 
-def _sgd(lr: float, momentum: float, nesterov: bool, weight_decay: float,  # type: ignore[no-untyped-def]
-         head_lr_scales: tuple[float, float]):
+def _sgd(lr: float, momentum: float, nesterov: bool, weight_decay: float,
+         head_lr_scales: tuple[float, float]) -> Callable[[nn.Module], torch.optim.SGD]:
     return lambda model: torch.optim.SGD(parameter_groups(model, lr, head_lr_scales), lr=lr, momentum=momentum,
                                          nesterov=nesterov and momentum > 0, weight_decay=weight_decay)
 
@@ -168,8 +168,12 @@ def qat_settings(config: TrainConfig, model: EENN | EENNSubnet, epochs: int | No
     return settings
 
 
-def _to_layout(model: nn.Module, config: TrainConfig) -> nn.Module:
-    return model.to(memory_format=torch.channels_last) if config.runtime.channels_last else model
+_Module = TypeVar("_Module", bound=nn.Module)
+
+
+def _to_layout(model: _Module, config: TrainConfig) -> _Module:
+    # Module.to returns the module itself; torch's stubs leave out its memory_format keyword
+    return model.to(memory_format=torch.channels_last) if config.runtime.channels_last else model  # type: ignore[call-overload]
 
 
 @torch.no_grad()
@@ -213,7 +217,7 @@ def load_trained_model(config: TrainConfig, spec: EENNSpec, run_dir: Path, pair:
     if pair != (FLOAT_BITS, FLOAT_BITS):
         quantize_model(model, pair)
         model.load_state_dict(_finished_weights(Path(run_dir) / f"qat_{pair_name(pair)}"))
-    return _to_layout(model, config)  # type: ignore[return-value]
+    return _to_layout(model, config)
 
 
 def load_teachers(config: TrainConfig, splits: DataSplits) -> TeacherEnsemble | None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Reporter:
@@ -43,7 +46,7 @@ class Reporter:
             return self._progress.add_task(description, total=total, stats="")
         return None
 
-    def step(self, task: Any, done: int, **stats: float) -> None:
+    def step(self, task: Any, done: int, **stats: float | torch.Tensor) -> None:
         """Advance to ``done`` steps with running loss / accuracy / images per second."""
         text = f"loss {stats['loss']:.3f} acc {stats['acc']:.3f} {stats['ips']:.0f} img/s lr {stats['lr']:.4f}"
         if self._progress is not None:

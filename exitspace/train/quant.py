@@ -97,6 +97,10 @@ class ActivationFakeQuant(nn.Module):
     True (training); freeze it for evaluation with :func:`set_observers`.
     """
 
+    min_val: torch.Tensor  # buffers, registered in __init__
+    max_val: torch.Tensor
+    initialized: torch.Tensor
+
     def __init__(self, bits: int, momentum: float = 0.01) -> None:
         super().__init__()
         self.bits, self.momentum = bits, momentum

@@ -70,7 +70,7 @@ def check_resumable(run_dir: Path, saved: dict[str, Any], now: dict[str, Any]) -
     Both are config dumps; give the resolved model spec as ``model`` (a config may or may not spell out
     the defaults).
     """
-    ignore = CHANGEABLE if _qat_in_progress(Path(run_dir)) else CHANGEABLE + QAT_RECIPE
+    ignore: tuple[str, ...] = CHANGEABLE if _qat_in_progress(Path(run_dir)) else CHANGEABLE + QAT_RECIPE
     if not _built_on_float(Path(run_dir)):
         ignore += SWA_RECIPE
     changes = config_changes(saved, now, ignore)

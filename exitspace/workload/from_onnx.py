@@ -67,8 +67,8 @@ def eenn_onnx_tagger(node_name: str, op_type: str) -> tuple[str, str, str | None
         block = f"b{match.group(1)}"
         return (f"{block}.{rest}" if rest else block) + suffix, block, None
     if "stem" in parts:
-        rest = parts[parts.index("stem") + 1 :]
-        return ".".join(["stem", *rest]) + suffix, "stem", None
+        stem_rest = parts[parts.index("stem") + 1 :]
+        return ".".join(["stem", *stem_rest]) + suffix, "stem", None
     return path + suffix, parts[0], None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -157,7 +157,8 @@ def _activation(
 def _module_node(
     builder: WorkloadBuilder, sub: nn.Module, node: fx.Node, name: str, block: str, exit_key: str | None
 ) -> None:
-    source = node.all_input_nodes[0] if node.all_input_nodes else None
+    # cast: None only for a call without input nodes; the conv, linear and pooling branches that read it have one
+    source = cast(fx.Node, node.all_input_nodes[0] if node.all_input_nodes else None)
     if isinstance(sub, nn.Conv2d):
         if _pair(sub.dilation) != (1, 1):
             raise ConfigError(f"module {node.target!r}: dilated convolutions are not supported; use dilation=1")
@@ -183,15 +184,17 @@ def _module_node(
         )
         builder.emit(node, layer)
     elif isinstance(sub, POOL_MODULES):
+        pool_kernel: tuple[int, int] | None
+        pool_stride: tuple[int, int] | None
         if isinstance(sub, ADAPTIVE_POOLS):
-            kernel = stride = None
+            pool_kernel = pool_stride = None
             padding = (0, 0)
         else:
-            kernel = _pair(sub.kernel_size)
-            stride = _pair(sub.stride if sub.stride is not None else sub.kernel_size)
+            pool_kernel = _pair(sub.kernel_size)
+            pool_stride = _pair(sub.stride if sub.stride is not None else sub.kernel_size)
             padding = _pair(sub.padding)
         builder.emit(
-            node, builder.pool(name, _shape(source), _shape(node), kernel, stride, padding, [source], block, exit_key)
+            node, builder.pool(name, _shape(source), _shape(node), pool_kernel, pool_stride, padding, [source], block, exit_key)
         )
     elif isinstance(sub, ACTIVATION_MODULES):
         _activation(builder, node, name, block, exit_key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def evaluate_arrays(layers: Sequence[Layer], core: Core) -> dict[str, np.ndarray
                 for j, i in enumerate(idx):
                     result[key][i] = value[j]
             else:
-                result[key][idx] = value
+                cast(np.ndarray, result[key])[idx] = value  # cast: not a list, so an array
     return result
 
 
