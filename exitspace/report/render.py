@@ -50,36 +50,56 @@ def summary_text(results: dict[str, Any]) -> list[str]:
     study = results["study"]
     head = results["headline"]
     ref = results["static_reference"]
-    lines = [
+    return [
         f"The search evaluated {study['trials']} designs ({study['feasible']} feasible) with NSGA-II "
         f"(population {study['population']}); {len(results['pareto'])} designs are Pareto-optimal on the validation "
         f"split for {', '.join(results['objectives'])}. Figures below are on the test split.",
+        _headline_sentence(head, ref),
+        *_per_final_head_sentences(head, ref),
+        _static_sentence(results["static"], ref),
+        *_mac_proxy_sentences(results, head, ref),
+        *_paper_sentences(results, ref),
+        _precision_pairs_sentence(results["pareto"]),
+        "Subset accuracies come from one supernet per precision pair, all heads trained in one run (train once, search many): a "
+        "design's exits are scored exactly from cached logits, without re-training; `exitspace finetune` trains a "
+        "chosen design alone and scores it again.",
     ]
+
+
+def _headline_sentence(head: dict[str, Any], ref: str) -> str:
+    """The ELP cut of the design chosen on validation within the accuracy-loss budget, or that none is within it."""
     if "elp_reduction" in head:
-        lines.append(
+        return (
             f"At most {head['max_loss_points']:.0f} point of accuracy loss against the static {ref} network "
             f"(test accuracy {_pct(head['static_test_accuracy'], 2)}), the design chosen on validation, "
             f"**{head['design']}**, cuts the ELP by **{_pct(head['elp_reduction'])}** on test (accuracy "
             f"{_pct(head['test_accuracy'], 2)}, loss {head['test_accuracy_loss_points']:.2f} points; E_avg*L_avg "
             f"reduced by {_pct(head['elp_product_reduction'])})."
         )
-    else:
-        lines.append(
-            f"No Pareto design stays within {head['max_loss_points']:.0f} point of the static {ref} network's accuracy "
-            "on validation."
-        )
+    return (
+        f"No Pareto design stays within {head['max_loss_points']:.0f} point of the static {ref} network's accuracy "
+        "on validation."
+    )
+
+
+def _per_final_head_sentences(head: dict[str, Any], ref: str) -> list[str]:
+    """The headline against the static network of each final head type (when there are several)."""
     each = [h for h in head.get("against_each_final_head", []) if h.get("elp_reduction") is not None]
-    if len(each) > 1:
-        lines.append(
-            f"The static baseline is the cheapest static {ref} network within 1 point of the most accurate one (one "
-            "per final head type, each on its best allocation). Against each of them in turn: "
-            + "; ".join(f"{h['reference'].split('(')[-1].rstrip(')')} (accuracy {_pct(h['static_test_accuracy'], 2)}): "
-                        f"-{_pct(h['elp_reduction'])} ELP at {h['test_accuracy_loss_points']:.2f} points"
-                        for h in each)
-            + "."
-        )
-    statics = results["static"]
-    lines.append(
+    if len(each) <= 1:
+        return []
+    return [
+        f"The static baseline is the cheapest static {ref} network within 1 point of the most accurate one (one "
+        "per final head type, each on its best allocation). Against each of them in turn: "
+        + "; ".join(f"{h['reference'].split('(')[-1].rstrip(')')} (accuracy {_pct(h['static_test_accuracy'], 2)}): "
+                    f"-{_pct(h['elp_reduction'])} ELP at {h['test_accuracy_loss_points']:.2f} points"
+                    for h in each)
+        + "."
+    ]
+
+
+def _static_sentence(statics: dict[str, Any], ref: str) -> str:
+    """Accuracy and relative ELP of every static network."""
+    return (
         "Static networks: "
         + "; ".join(
             f"{k}: accuracy {_pct(v['test']['accuracy'], 2)}, ELP {v['test']['elp'] / statics[ref]['test']['elp']:.2f}x of {ref}"
@@ -87,44 +107,55 @@ def summary_text(results: dict[str, Any]) -> list[str]:
         )
         + "."
     )
+
+
+def _mac_proxy_sentences(results: dict[str, Any], head: dict[str, Any], ref: str) -> list[str]:
+    """The MAC-proxy search against the hardware-aware one: hypervolume, and ELP within the same accuracy loss."""
     mac = results.get("mac_proxy")
-    if mac and mac.get("front"):
-        ours = results["hypervolume"]["front_test"]
-        theirs = mac["hypervolume_test"]
+    if not (mac and mac.get("front")):
+        return []
+    statics = results["static"]
+    ours = results["hypervolume"]["front_test"]
+    theirs = mac["hypervolume_test"]
+    lines = [
+        "Hardware-awareness: the MAC-proxy search (accuracy vs expected MACs, same space and budget), re-costed "
+        f"with the cost model, reaches a test hypervolume of {_hypervolume_comparison(ours, theirs)}."
+    ]
+    best_mac = _best_within(mac["front"], statics[ref]["test"]["accuracy"], head["max_loss_points"] / 100)
+    if best_mac is not None and "elp_reduction" in head:
+        change = 1 - best_mac["test"]["elp"] / statics[ref]["test"]["elp"]
+        verb = f"cuts the ELP by {_pct(change)}" if change >= 0 else f"raises the ELP by {_pct(-change)}"
+        worse = change < head["elp_reduction"] - 0.05
         lines.append(
-            "Hardware-awareness: the MAC-proxy search (accuracy vs expected MACs, same space and budget), re-costed "
-            f"with the cost model, reaches a test hypervolume of {_hypervolume_comparison(ours, theirs)}."
+            f"Within the same accuracy loss on test, the MAC-proxy front's lowest-ELP design {verb} against the "
+            f"static {ref} network ({best_mac['name']})"
+            + (f", against -{_pct(head['elp_reduction'])} for the hardware-aware search." if worse else ".")
         )
-        best_mac = _best_within(mac["front"], statics[ref]["test"]["accuracy"], head["max_loss_points"] / 100)
-        if best_mac is not None and "elp_reduction" in head:
-            change = 1 - best_mac["test"]["elp"] / statics[ref]["test"]["elp"]
-            verb = f"cuts the ELP by {_pct(change)}" if change >= 0 else f"raises the ELP by {_pct(-change)}"
-            worse = change < head["elp_reduction"] - 0.05
-            lines.append(
-                f"Within the same accuracy loss on test, the MAC-proxy front's lowest-ELP design {verb} against the "
-                f"static {ref} network ({best_mac['name']})"
-                + (f", against -{_pct(head['elp_reduction'])} for the hardware-aware search." if worse else ".")
-            )
+    return lines
+
+
+def _paper_sentences(results: dict[str, Any], ref: str) -> list[str]:
+    """The accuracy range and lowest ELP of the paper's published designs (when they were scored)."""
     paper = results.get("paper_designs") or []
-    if paper:
-        best = min(paper, key=lambda e: e["test"]["elp"])
-        lines.append(
-            f"The paper's five published designs, scored on this supernet and cost model, reach test accuracy "
-            f"{_pct(min(e['test']['accuracy'] for e in paper))}-{_pct(max(e['test']['accuracy'] for e in paper))}; "
-            f"the lowest ELP among them is {best['test']['elp'] / statics[ref]['test']['elp']:.2f}x of static {ref} "
-            f"({best['name']})."
-        )
+    if not paper:
+        return []
+    statics = results["static"]
+    best = min(paper, key=lambda e: e["test"]["elp"])
+    return [
+        f"The paper's five published designs, scored on this supernet and cost model, reach test accuracy "
+        f"{_pct(min(e['test']['accuracy'] for e in paper))}-{_pct(max(e['test']['accuracy'] for e in paper))}; "
+        f"the lowest ELP among them is {best['test']['elp'] / statics[ref]['test']['elp']:.2f}x of static {ref} "
+        f"({best['name']})."
+    ]
+
+
+def _precision_pairs_sentence(pareto: list[dict[str, Any]]) -> str:
+    """How many Pareto designs use each precision pair."""
     pairs: dict[str, int] = {}
-    for e in results["pareto"]:
+    for e in pareto:
         key = pair_name(e["design"]["precision"])
         pairs[key] = pairs.get(key, 0) + 1
-    lines.append("Precision pairs on the front: " + ", ".join(f"{k} ({v})" for k, v in sorted(pairs.items())) + ".")
-    lines.append(
-        "Subset accuracies come from one supernet per precision pair, all heads trained in one run (train once, search many): a "
-        "design's exits are scored exactly from cached logits, without re-training; `exitspace finetune` trains a "
-        "chosen design alone and scores it again."
-    )
-    return lines
+    return "Precision pairs on the front: " + ", ".join(f"{k} ({v})" for k, v in sorted(pairs.items())) + "."
 
 
 def _best_within(front: list[dict[str, Any]], static_acc: float, max_loss: float) -> dict[str, Any] | None:
@@ -140,30 +171,51 @@ def build_blocks(results: dict[str, Any], figs: dict[str, Path], designs: int) -
     """The report as a list of blocks, rendered to Markdown and HTML alike."""
     ref = results["static_reference"]
     ref_elp = results["static"][ref]["test"]["elp"]
+    return [
+        *_intro_blocks(results),
+        ("h2", "What was found"),
+        *(("p", line) for line in summary_text(results)),
+        *_pareto_blocks(results, figs, ref, ref_elp),
+        *_baseline_blocks(results, ref, ref_elp),
+        *_exit_ratio_blocks(results, designs),
+        *_cost_and_hypervolume_blocks(results, figs),
+        *_run_blocks(results["study"]),
+    ]
+
+
+def _intro_blocks(results: dict[str, Any]) -> list[Block]:
+    """Title, run setup, design space, hardware and cost backend, and the configured note."""
     blocks: list[Block] = [("h1", f"exitspace report: {results['name']}")]
     blocks.append(("p", f"Backbone {results.get('backbone') or '?'}; objectives {', '.join(results['objectives'])} "
                         f"(ELP: {results['elp_definition']} definition); constraints: "
                         f"{'; '.join(results['constraints']) or 'none'}. Designs selected on validation, reported on test."))
     space = results.get("space")
     if space:
-        thr = space["thresholds"]
-        blocks.append(("p", f"Design space: early exits from {', '.join(space['candidate_exits'])} (final exit "
-                            f"{space['final_exit']} always on), head types "
-                            f"{', '.join(sorted({h for v in space['head_types'].values() for h in v}))}, precision pairs "
-                            f"{', '.join(pair_name(p) for p in space['precision_pairs'])}, {thr['mode']} "
-                            f"thresholds in [{thr['low']}, {thr['high']}] ({space['confidence']}), policies "
-                            f"{', '.join(space['policies'])}, allocation {', '.join(space['allocations'])}"
-                            f"{' then ' + space['refine_allocation'] + ' refinement of the front' if space.get('refine_allocation') else ''}."))
+        blocks.append(("p", _space_text(space)))
     where = [f"{k.replace('_', ' ')}: {results[k]}" for k in ("hardware", "cost_backend", "exit_tables") if results.get(k)]
     if where:
         blocks.append(("p", "; ".join(where) + "."))
     note = (results.get("config") or {}).get("report", {}).get("note")
     if note:
         blocks.append(("p", f"Note: {note.strip()}"))
-    blocks.append(("h2", "What was found"))
-    for line in summary_text(results):
-        blocks.append(("p", line))
-    blocks.append(("h2", "Pareto front"))
+    return blocks
+
+
+def _space_text(space: dict[str, Any]) -> str:
+    """One sentence on the design space searched."""
+    thr = space["thresholds"]
+    return (f"Design space: early exits from {', '.join(space['candidate_exits'])} (final exit "
+            f"{space['final_exit']} always on), head types "
+            f"{', '.join(sorted({h for v in space['head_types'].values() for h in v}))}, precision pairs "
+            f"{', '.join(pair_name(p) for p in space['precision_pairs'])}, {thr['mode']} "
+            f"thresholds in [{thr['low']}, {thr['high']}] ({space['confidence']}), policies "
+            f"{', '.join(space['policies'])}, allocation {', '.join(space['allocations'])}"
+            f"{' then ' + space['refine_allocation'] + ' refinement of the front' if space.get('refine_allocation') else ''}.")
+
+
+def _pareto_blocks(results: dict[str, Any], figs: dict[str, Path], ref: str, ref_elp: float) -> list[Block]:
+    """The Pareto figure and a table of the front (at most ``MAX_ROWS`` designs, evenly spread by test accuracy)."""
+    blocks: list[Block] = [("h2", "Pareto front")]
     blocks.append(("img", (figs["pareto"], "Accuracy vs ELP on test; grey: all trials; squares: static networks")))
     rows = []
     ordered = sorted(results["pareto"], key=lambda e: -e["test"]["accuracy"])
@@ -178,21 +230,33 @@ def build_blocks(results: dict[str, Any], figs: dict[str, Path], designs: int) -
                      _pct(e["test"]["exit_overhead"]), _pct(e["test"]["early_exit_share"]), _fmt(e["test"]["p99_latency"])])
     blocks.append(("table", (["design", "test acc", "val acc", f"ELP / static {ref}", "E_avg*L_avg / static",
                               "exit overhead", "early-exit share", "p99 latency (cycles)"], rows)))
-    base_rows = []
-    for e in results.get("static_variants", {}).get(ref, []):
-        base_rows.append([f"static {e['name']}", _pct(e["test"]["accuracy"], 2), f"{e['test']['elp'] / ref_elp:.3f}",
-                          _fmt(e["test"]["e_avg"]), _fmt(e["test"]["l_avg"])])
-    for name, e in results["static"].items():
-        base_rows.append([f"static {name}", _pct(e["test"]["accuracy"], 2), f"{e['test']['elp'] / ref_elp:.3f}",
-                          _fmt(e["test"]["e_avg"]), _fmt(e["test"]["l_avg"])])
-    for e in results.get("paper_designs") or []:
-        base_rows.append([f"paper: {e['name']}", _pct(e["test"]["accuracy"], 2), f"{e['test']['elp'] / ref_elp:.3f}",
-                          _fmt(e["test"]["e_avg"]), _fmt(e["test"]["l_avg"])])
-    blocks.append(("h2", "Baselines"))
-    blocks.append(("p", f"Static networks: first every final head type at {ref} (each on its best allocation), then the "
-                        "baseline chosen per precision pair (the cheapest within 1 point of the most accurate)."))
-    blocks.append(("table", (["baseline", "test acc", f"ELP / static {ref}", "E_avg (pJ)", "L_avg (cycles)"], base_rows)))
-    blocks.append(("h2", "Chosen designs: exit ratios"))
+    return blocks
+
+
+def _baseline_blocks(results: dict[str, Any], ref: str, ref_elp: float) -> list[Block]:
+    """A table of the static networks (final-head variants at the reference pair, then one per pair) and the
+    paper's designs."""
+    base_rows = [_baseline_row(f"static {e['name']}", e, ref_elp)
+                 for e in results.get("static_variants", {}).get(ref, [])]
+    base_rows += [_baseline_row(f"static {name}", e, ref_elp) for name, e in results["static"].items()]
+    base_rows += [_baseline_row(f"paper: {e['name']}", e, ref_elp) for e in results.get("paper_designs") or []]
+    return [
+        ("h2", "Baselines"),
+        ("p", f"Static networks: first every final head type at {ref} (each on its best allocation), then the "
+              "baseline chosen per precision pair (the cheapest within 1 point of the most accurate)."),
+        ("table", (["baseline", "test acc", f"ELP / static {ref}", "E_avg (pJ)", "L_avg (cycles)"], base_rows)),
+    ]
+
+
+def _baseline_row(label: str, e: dict[str, Any], ref_elp: float) -> list[str]:
+    """One row of the baselines table."""
+    return [label, _pct(e["test"]["accuracy"], 2), f"{e['test']['elp'] / ref_elp:.3f}",
+            _fmt(e["test"]["e_avg"]), _fmt(e["test"]["l_avg"])]
+
+
+def _exit_ratio_blocks(results: dict[str, Any], designs: int) -> list[Block]:
+    """Per chosen design, a table of its exits: head, threshold, exit ratio and accuracy at the exit (test)."""
+    blocks: list[Block] = [("h2", "Chosen designs: exit ratios")]
     chosen = chosen_designs(results, designs)
     for e in chosen:
         ratios, accs = e["exit_ratios"].get("test", []), e["exit_accuracy"].get("test", [])
@@ -203,7 +267,12 @@ def build_blocks(results: dict[str, Any], figs: dict[str, Path], designs: int) -
                 for lab, t, r, a in zip(labels, thr, ratios, accs)]
         blocks.append(("h3", e["name"]))
         blocks.append(("table", (["exit", "head", "threshold", "exit ratio (test)", "accuracy at exit"], rows)))
-    blocks.append(("h2", "Per-stage cost"))
+    return blocks
+
+
+def _cost_and_hypervolume_blocks(results: dict[str, Any], figs: dict[str, Path]) -> list[Block]:
+    """The per-stage cost figure, the hypervolume and its curve, and the alignment sweep when it was run."""
+    blocks: list[Block] = [("h2", "Per-stage cost")]
     blocks.append(("img", (figs["stages"], "Energy and latency per exit stage of the chosen designs")))
     blocks.append(("h2", "Hypervolume"))
     hv = results["hypervolume"]
@@ -214,12 +283,17 @@ def build_blocks(results: dict[str, Any], figs: dict[str, Path], designs: int) -
         blocks.append(("h2", "Alignment sweep of the most costly layers"))
         blocks.append(("p", results["alignment_sweep"].get("note", "")))
         blocks.append(("img", (figs["alignment"], "Energy and latency per MAC as one loop dimension is swept")))
-    study = results["study"]
-    blocks.append(("h2", "Run"))
-    blocks.append(("p", f"Study {study['name']} in {study['storage']}: {study['trials']} trials, "
-                        f"{study['seconds']:.1f} s this session ({study['eval_seconds']:.1f} s evaluating "
-                        f"{study['new_trials']} new trials). Full results: results.json."))
     return blocks
+
+
+def _run_blocks(study: dict[str, Any]) -> list[Block]:
+    """Where the study is stored, its size and this session's time."""
+    return [
+        ("h2", "Run"),
+        ("p", f"Study {study['name']} in {study['storage']}: {study['trials']} trials, "
+              f"{study['seconds']:.1f} s this session ({study['eval_seconds']:.1f} s evaluating "
+              f"{study['new_trials']} new trials). Full results: results.json."),
+    ]
 
 
 def to_markdown(blocks: list[Block], root: Path) -> str:

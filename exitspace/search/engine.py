@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import Any, Callable, Literal, cast
 
 import numpy as np
 import optuna
@@ -25,7 +25,7 @@ from exitspace.errors import ConfigError
 from exitspace.search.evaluation import Evaluation, Evaluator
 from exitspace.search.objectives import Constraint, directions, objective_values, violations
 from exitspace.search.space import Design, DesignSpace
-from exitspace.search.storage import is_trial_log, open_storage, open_trial_log, to_frozen, trial_log_url
+from exitspace.search.storage import TrialLog, is_trial_log, open_storage, open_trial_log, to_frozen, trial_log_url
 
 CONSTRAINT_ATTR = "constraints"  # where Optuna's samplers keep constraint values (system attrs)
 
@@ -244,6 +244,60 @@ def _results(problem: SearchProblem, trials: list[FrozenTrial], population: int)
     return out
 
 
+@dataclass(frozen=True)
+class _SearchJob:
+    """What a call of :func:`run_search` asks for: the problem, the trial budget, the NSGA-II settings, where
+    the study is stored and how progress is reported."""
+
+    problem: SearchProblem
+    trials: int
+    population: int
+    seed: int
+    storage: str
+    study_name: str
+    directions: list[Literal["minimize", "maximize"]]
+    progress: Callable[[int, int], None] | None
+
+    def report(self, done: int) -> None:
+        """Report ``done`` completed trials (capped at the budget), if progress is reported."""
+        if self.progress:
+            self.progress(min(done, self.trials), self.trials)
+
+    def report_completed(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Optuna callback: report the completed trials of the (shared) study."""
+        if self.progress:
+            self.report(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+
+
+@dataclass(frozen=True)
+class _StudyRun:
+    """A study's trials after a session, how many new trials the session was to run and the seconds it spent
+    writing the trial log."""
+
+    trials: list[FrozenTrial]
+    new_trials: int
+    persist_seconds: float = 0.0
+
+
+class _TrialLogWriter:
+    """Appends a study's newly finished trials to the trial log and times the writes."""
+
+    def __init__(self, log: TrialLog, study: optuna.Study, study_name: str) -> None:
+        self.log = log
+        self.study = study
+        self.study_name = study_name
+        self.flushed = len(study.get_trials(deepcopy=False))
+        self.seconds = 0.0
+
+    def flush(self) -> None:
+        """Store the completed trials among those finished since the last flush."""
+        t0 = time.perf_counter()
+        fresh = self.study.get_trials(deepcopy=False)[self.flushed:]
+        self.log.append(self.study_name, [t for t in fresh if t.state == TrialState.COMPLETE])
+        self.flushed += len(fresh)
+        self.seconds += time.perf_counter() - t0
+
+
 def run_search(
     problem: SearchProblem,
     *,
@@ -263,72 +317,9 @@ def run_search(
     dirs = directions(problem.objectives)
     start = time.perf_counter()
     eval_before = problem.eval_seconds
-    persist_seconds = 0.0
-    if is_trial_log(storage):
-        log = open_trial_log(storage)
-        try:
-            log.open_study(study_name, dirs)
-            stored = [p for p in log.load(study_name) if p["state"] == "COMPLETE"]
-            done = len(stored)
-            remaining = max(0, trials - done)
-            if progress:
-                progress(min(done, trials), trials)
-            study = optuna.create_study(directions=dirs, sampler=_sampler(problem, population, seed + done))
-            study.add_trials([to_frozen(p, problem.distributions(p["params"])) for p in stored])
-            flushed = len(study.get_trials(deepcopy=False))
-
-            def flush() -> None:
-                nonlocal flushed, persist_seconds
-                t0 = time.perf_counter()
-                fresh = study.get_trials(deepcopy=False)[flushed:]
-                log.append(study_name, [t for t in fresh if t.state == TrialState.COMPLETE])
-                flushed += len(fresh)
-                persist_seconds += time.perf_counter() - t0
-
-            objective = _objective(problem)
-            try:
-                for _ in range(remaining):
-                    trial = study.ask()
-                    try:
-                        values = objective(trial)
-                    except BaseException:
-                        study.tell(trial, state=TrialState.FAIL)
-                        raise
-                    study.tell(trial, values)
-                    if progress:
-                        progress(min(trial.number + 1, trials), trials)
-                    if (trial.number + 1) % population == 0:
-                        flush()
-            finally:
-                flush()
-            all_trials = study.get_trials(deepcopy=False)
-        finally:
-            log.close()
-    else:
-        store = open_storage(storage)
-        study = optuna.create_study(storage=store, study_name=study_name, directions=dirs, load_if_exists=True)
-        if [d.name.lower() for d in study.directions] != dirs:
-            raise ConfigError(f"search.study_name: study {study_name!r} exists with other objectives; choose a new name")
-        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        remaining = max(0, trials - done)
-        if progress:
-            progress(min(done, trials), trials)
-        if remaining:
-            def on_trial_direct(study_: optuna.Study, trial: FrozenTrial) -> None:
-                if progress:
-                    finished = len(study_.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-                    progress(min(finished, trials), trials)
-
-            study = optuna.load_study(study_name=study_name, storage=store,
-                                      sampler=_sampler(problem, population, seed + done, single_worker=False))
-            study.optimize(
-                _objective(problem),
-                n_trials=remaining,
-                callbacks=[optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE,)), on_trial_direct],
-                gc_after_trial=False,
-            )
-        all_trials = study.get_trials(deepcopy=False)
-    results = _results(problem, all_trials, population)
+    job = _SearchJob(problem, trials, population, seed, storage, study_name, dirs, progress)
+    run = _run_on_trial_log(job) if is_trial_log(storage) else _run_on_shared_storage(job)
+    results = _results(problem, run.trials, population)
     return SearchOutcome(
         study_name=study_name,
         storage=storage,
@@ -336,9 +327,75 @@ def run_search(
         population=population,
         seconds=time.perf_counter() - start,
         eval_seconds=problem.eval_seconds - eval_before,
-        new_trials=remaining,
-        persist_seconds=persist_seconds,
+        new_trials=run.new_trials,
+        persist_seconds=run.persist_seconds,
     )
+
+
+def _run_on_trial_log(job: _SearchJob) -> _StudyRun:
+    """Sample in memory, starting from the trials stored in the trial log; store finished trials after every
+    generation and when the session ends (also by an exception)."""
+    problem = job.problem
+    log = open_trial_log(job.storage)
+    try:
+        log.open_study(job.study_name, job.directions)
+        stored = [p for p in log.load(job.study_name) if p["state"] == "COMPLETE"]
+        done = len(stored)
+        remaining = max(0, job.trials - done)
+        job.report(done)
+        sampler = _sampler(problem, job.population, job.seed + done)
+        study = optuna.create_study(directions=job.directions, sampler=sampler)
+        study.add_trials([to_frozen(p, problem.distributions(p["params"])) for p in stored])
+        writer = _TrialLogWriter(log, study, job.study_name)
+        try:
+            _ask_and_tell(job, study, remaining, writer.flush)
+        finally:
+            writer.flush()
+        return _StudyRun(study.get_trials(deepcopy=False), remaining, writer.seconds)
+    finally:
+        log.close()
+
+
+def _ask_and_tell(job: _SearchJob, study: optuna.Study, count: int, flush: Callable[[], None]) -> None:
+    """Run ``count`` trials one after the other, flushing after each full generation; a trial whose objective
+    raises (Ctrl-C included) is told as failed and the exception propagates."""
+    objective = _objective(job.problem)
+    for _ in range(count):
+        trial = study.ask()
+        try:
+            values = objective(trial)
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        study.tell(trial, values)
+        job.report(trial.number + 1)
+        if (trial.number + 1) % job.population == 0:
+            flush()
+
+
+def _run_on_shared_storage(job: _SearchJob) -> _StudyRun:
+    """Sample directly on an Optuna storage, so that every worker sees the others' trials; the trial budget
+    counts the completed trials of all workers."""
+    store = open_storage(job.storage)
+    study = optuna.create_study(storage=store, study_name=job.study_name, directions=job.directions,
+                                load_if_exists=True)
+    if [d.name.lower() for d in study.directions] != job.directions:
+        raise ConfigError(f"search.study_name: study {job.study_name!r} exists with other objectives; choose a new name")
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    remaining = max(0, job.trials - done)
+    job.report(done)
+    if remaining:
+        study = optuna.load_study(study_name=job.study_name, storage=store,
+                                  sampler=_sampler(job.problem, job.population, job.seed + done, single_worker=False))
+        study.optimize(
+            _objective(job.problem),
+            n_trials=remaining,
+            callbacks=[
+                optuna.study.MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE,)), job.report_completed
+            ],
+            gc_after_trial=False,
+        )
+    return _StudyRun(study.get_trials(deepcopy=False), remaining)
 
 
 def pareto_front(results: list[TrialResult], objectives: list[str]) -> list[TrialResult]:
