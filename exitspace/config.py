@@ -86,6 +86,7 @@ class ThresholdSpace(_Strict):
 
 
 def _wait_policy() -> list[Literal["wait", "overlap"]]:
+    """The default exit policies: wait for each head's decision."""
     return ["wait"]
 
 
