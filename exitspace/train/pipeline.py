@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -271,6 +272,85 @@ def write_exit_table(model: EENN | EENNSubnet, loaders: dict[str, BatchLoader], 
     return table
 
 
+@dataclass
+class _Run:
+    """What every phase of one ``run_training`` call shares."""
+
+    config: TrainConfig
+    run_dir: Path
+    spec: EENNSpec
+    loaders: dict[str, BatchLoader]
+    teacher: TeacherEnsemble | None
+    reporter: Reporter
+    stop_after_steps: int | None
+    summary: dict[str, Any]
+    float_model: EENN | None = None
+
+    def phase(self, name: str, model: nn.Module, directory: str, settings: PhaseSettings) -> list[dict[str, Any]]:
+        """Run (or resume, or load) one phase into ``run_dir / directory``."""
+        return run_phase(name, model, self.loaders["train"], self.loaders["val"], self.run_dir / directory,
+                         taught(settings, self.teacher, self.config), self.reporter, self.stop_after_steps)
+
+    def float_trained(self) -> EENN:
+        """The float supernet (and its SWA average when configured), trained once per call."""
+        if self.float_model is None:
+            config = self.config
+            model = _to_layout(build_float_model(config, self.spec), config)
+            started = time.perf_counter()
+            self.summary["float_history"] = self.phase("float", model, "float", _float_settings(config, model))
+            self.summary.setdefault("float_seconds", time.perf_counter() - started)
+            if config.swa.epochs:
+                started = time.perf_counter()
+                self.summary["swa_history"] = self.phase("swa", model, "swa", _swa_settings(config, model))
+                self.summary.setdefault("swa_seconds", time.perf_counter() - started)
+            self.float_model = model
+        return self.float_model
+
+    def trained(self, pair: PrecisionPair) -> tuple[EENN, list[dict[str, Any]]]:
+        """The supernet at ``pair``: the float one, or a QAT phase started from it (calibrated first)."""
+        base = self.float_trained()
+        if pair == (FLOAT_BITS, FLOAT_BITS):
+            return base, []
+        config = self.config
+        model = _training_knobs(build_eenn(self.spec), config)
+        model.load_state_dict(base.state_dict())
+        quantize_model(model, pair)
+        model = _to_layout(model, config)
+        directory = f"qat_{pair_name(pair)}"
+        if not (self.run_dir / directory / CHECKPOINT).is_file() and not (self.run_dir / directory / DONE).is_file():
+            calibrate(model, self.loaders["train"], config.qat.calibration_batches)
+        return model, self.phase(f"qat {pair[0]}/{pair[1]}", model, directory, qat_settings(config, model))
+
+
+def _open_run_dir(config: TrainConfig, run_dir: Path, splits: DataSplits) -> None:
+    """Refuse to resume ``run_dir`` under a changed config, then save the config there."""
+    saved = saved_config(run_dir)
+    if saved is not None:
+        check_resumable(run_dir, _resolved_dump(saved, splits), _resolved_dump(config, splits))
+    (run_dir / SAVED_CONFIG).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def _table_meta(config: TrainConfig, spec: EENNSpec, splits: DataSplits, teacher: TeacherEnsemble | None,
+                pair: PrecisionPair) -> dict[str, Any]:
+    """What an exit table records of how its network was made."""
+    return {"model_spec": spec.model_dump(mode="json"), "dataset": splits.info["dataset"],
+            "split_seed": splits.info["split_seed"], "val_size": splits.info["val_size"], "seed": config.runtime.seed,
+            "config_name": config.name, **({"swa": config.swa.model_dump()} if config.swa.epochs else {}),
+            **({"teachers": teacher.sources, "teacher_weight": config.loss.teacher_weight} if teacher else {}),
+            "precision_pair": list(pair),
+            **({} if pair == (FLOAT_BITS, FLOAT_BITS) else
+               {"qat": {"epochs": config.qat.epochs, "lr": config.qat.lr, "freeze_bn": config.qat.freeze_bn}})}
+
+
+def _load_summary(path: Path, config: TrainConfig, spec: EENNSpec, splits: DataSplits) -> dict[str, Any]:
+    """The run's summary so far (pairs already done kept), its header refreshed."""
+    summary: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    summary.update(name=config.name, model=spec.model_dump(mode="json"), data=splits.info, head_keys=spec.head_keys,
+                   head_blocks=spec.head_blocks)
+    summary.setdefault("pairs", {})
+    return summary
+
+
 def run_training(
     config: TrainConfig,
     run_dir: Path,
@@ -289,67 +369,23 @@ def run_training(
     chosen = [parse_pair(p) for p in (pairs or config.qat.pairs)]
     splits = load_splits(config.data)
     spec = model_spec(config, splits)
-    saved = saved_config(run_dir)
-    if saved is not None:
-        check_resumable(run_dir, _resolved_dump(saved, splits), _resolved_dump(config, splits))
-    (run_dir / SAVED_CONFIG).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    _open_run_dir(config, run_dir, splits)
     loaders = make_loaders(config, splits)
     teacher = load_teachers(config, splits)
     reporter.log(f"run {config.name}: {spec.backbone} with {len(spec.head_keys)} heads, data {splits.info['dataset']} "
                  f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}, {threads} threads, "
                  f"pairs {[f'{b}/{e}' for b, e in chosen]}")
     summary_path = run_dir / SUMMARY
-    summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    summary.update(name=config.name, model=spec.model_dump(mode="json"), data=splits.info, head_keys=spec.head_keys,
-                   head_blocks=spec.head_blocks)
-    summary.setdefault("pairs", {})
-    meta_base = {"model_spec": spec.model_dump(mode="json"), "dataset": splits.info["dataset"],
-                 "split_seed": splits.info["split_seed"], "val_size": splits.info["val_size"], "seed": config.runtime.seed,
-                 "config_name": config.name, **({"swa": config.swa.model_dump()} if config.swa.epochs else {}),
-                 **({"teachers": teacher.sources, "teacher_weight": config.loss.teacher_weight} if teacher else {})}
-
-    float_model: EENN | None = None
-
-    def float_trained() -> EENN:
-        nonlocal float_model
-        if float_model is None:
-            model = _to_layout(build_float_model(config, spec), config)
-            started = time.perf_counter()
-            history = run_phase("float", model, loaders["train"], loaders["val"], run_dir / "float",
-                                taught(_float_settings(config, model), teacher, config), reporter, stop_after_steps)
-            summary["float_history"] = history
-            summary.setdefault("float_seconds", time.perf_counter() - started)
-            if config.swa.epochs:
-                started = time.perf_counter()
-                summary["swa_history"] = run_phase("swa", model, loaders["train"], loaders["val"], run_dir / "swa",
-                                                   taught(_swa_settings(config, model), teacher, config), reporter,
-                                                   stop_after_steps)
-                summary.setdefault("swa_seconds", time.perf_counter() - started)
-            float_model = model
-        return float_model
-
+    summary = _load_summary(summary_path, config, spec, splits)
+    run = _Run(config, run_dir, spec, loaders, teacher, reporter, stop_after_steps, summary)
     for pair in chosen:
         key = f"{pair[0]}/{pair[1]}"
         table_path = exit_table_path(run_dir, pair)
         if table_path.is_file() and key in summary["pairs"]:
             reporter.log(f"{key}: exit table exists, skipped ({table_path})")
             continue
-        base = float_trained()
-        if pair == (FLOAT_BITS, FLOAT_BITS):
-            model, history = base, []
-        else:
-            model = _training_knobs(build_eenn(spec), config)
-            model.load_state_dict(base.state_dict())
-            quantize_model(model, pair)
-            model = _to_layout(model, config)
-            phase_dir = run_dir / f"qat_{pair_name(pair)}"
-            if not (phase_dir / CHECKPOINT).is_file() and not (phase_dir / DONE).is_file():
-                calibrate(model, loaders["train"], config.qat.calibration_batches)
-            history = run_phase(f"qat {key}", model, loaders["train"], loaders["val"], phase_dir,
-                                taught(qat_settings(config, model), teacher, config), reporter, stop_after_steps)
-        qat_meta = {} if pair == (FLOAT_BITS, FLOAT_BITS) else {
-            "qat": {"epochs": config.qat.epochs, "lr": config.qat.lr, "freeze_bn": config.qat.freeze_bn}}
-        table = write_exit_table(model, loaders, table_path, {**meta_base, "precision_pair": list(pair), **qat_meta})
+        model, history = run.trained(pair)
+        table = write_exit_table(model, loaders, table_path, _table_meta(config, spec, splits, teacher, pair))
         summary["pairs"][key] = {"exit_table": str(table_path.relative_to(run_dir)), "model_hash": table.meta["model_hash"],
                                  "accuracy": table.meta["accuracy"], "qat_history": history}
         test_acc = table.meta["accuracy"]["test"]

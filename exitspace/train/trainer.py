@@ -141,6 +141,134 @@ def _compiled(model: nn.Module, reporter: Reporter, name: str) -> nn.Module:
     return torch.compile(model)  # type: ignore[return-value]
 
 
+class _Phase:
+    """The state of one phase being trained: optimiser, schedule, SWA average, history, steps taken."""
+
+    def __init__(self, name: str, model: nn.Module, loaders: tuple[BatchLoader, BatchLoader | None], phase_dir: Path,
+                 settings: PhaseSettings, reporter: Reporter) -> None:
+        self.name, self.model, self.phase_dir = name, model, phase_dir
+        self.train_loader, self.val_loader = loaders
+        self.settings, self.reporter = settings, reporter
+        self.steps_per_epoch = len(self.train_loader)
+        self.optimizer = settings.make_optimizer(model)
+        self.scheduler = settings.make_scheduler(self.optimizer, max(1, settings.epochs * self.steps_per_epoch))
+        self.averaged = AveragedModel(model) if settings.average_weights else None
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch, self.start_step, self.partial = 0, 0, None
+        self.steps_done = 0
+        self.step_model = model
+
+    def restore(self) -> None:
+        """Take up the phase's checkpoint, if any: weights, optimiser, schedule (rescaled when the epoch
+        count changed since), position within the phase and the half-finished epoch's running sums."""
+        if not (self.phase_dir / CHECKPOINT).is_file():
+            return
+        state = load_checkpoint(self.phase_dir / CHECKPOINT)
+        self.model.load_state_dict(state["model"])
+        if self.averaged is not None:
+            self.averaged.load_state_dict(state["averaged"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.start_epoch, self.history = int(state["epoch"]), list(state["history"])
+        self.start_step, self.partial = int(state.get("step", 0)), state.get("partial")
+        epochs = self.settings.epochs
+        within = f", step {self.start_step}/{self.steps_per_epoch} of the next" if self.start_step else ""
+        self.reporter.log(f"{self.name}: resuming after epoch {self.start_epoch}/{epochs}{within} from "
+                          f"{self.phase_dir / CHECKPOINT}")
+        saved_total = state["scheduler"].get("total_steps", state["scheduler"].get("T_max"))
+        saved_epochs = int(state.get("epochs", round(saved_total / self.steps_per_epoch) if saved_total else epochs))
+        if saved_epochs != epochs:
+            # The epoch count was changed between runs: rebuild the schedule for the new length and
+            # fast-forward it to the steps already taken (the rest of the curve is compressed/stretched).
+            self.scheduler = rebuilt_schedule(self.settings, self.optimizer, epochs * self.steps_per_epoch,
+                                              self.start_epoch * self.steps_per_epoch + self.start_step)
+            self.reporter.log(f"{self.name}: schedule rescaled from {saved_epochs} to {epochs} epochs at epoch {self.start_epoch}")
+
+    def save(self, epochs_done: int, step: int, partial: dict[str, Any] | None = None) -> None:
+        """Checkpoint after ``epochs_done`` whole epochs and ``step`` steps of the next."""
+        averaged = {"averaged": self.averaged.state_dict()} if self.averaged is not None else {}
+        more = {"partial": partial} if partial is not None else {}
+        save_checkpoint(self.phase_dir / CHECKPOINT, {
+            "epoch": epochs_done, "step": step, "epochs": self.settings.epochs, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "history": self.history, "phase": self.name, **averaged, **more})
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step; when the compiled model fails on the phase's first step, fall back to eager."""
+        try:
+            return train_step(self.step_model, self.optimizer, self.scheduler, x, y, self.settings)
+        except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
+            if self.step_model is self.model or self.steps_done:
+                raise
+            first_line = (str(exc).strip().splitlines() or [""])[0][:120]
+            self.reporter.log(f"{self.name}: torch.compile failed ({type(exc).__name__}: {first_line}); "
+                              "training eagerly (set runtime.compile: false to skip the attempt)")
+            self.step_model = self.model
+            return train_step(self.model, self.optimizer, self.scheduler, x, y, self.settings)
+
+    def run_epoch(self, epoch: int, stop_after_steps: int | None) -> None:
+        """Train and validate one epoch, update the SWA average, checkpoint."""
+        task = self.reporter.start_epoch(f"{self.name} {epoch + 1}/{self.settings.epochs}", self.steps_per_epoch)
+        record = self._train(epoch, task, stop_after_steps)
+        if self.val_loader is not None:
+            record.update(validation_accuracy(self.model, self.val_loader, self.settings))
+        self.history.append(record)
+        self.reporter.end_epoch(task, record)
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
+        self.save(epoch + 1, 0)
+
+    def _train(self, epoch: int, task: Any, stop_after_steps: int | None) -> dict[str, Any]:
+        """Train one epoch (from the resumed step when it is the first); returns its record."""
+        self.model.train()
+        if self.settings.train_mode_hook is not None:
+            self.settings.train_mode_hook(self.model)
+        skip = self.start_step if epoch == self.start_epoch else 0
+        loss_sum, correct, seen, before = torch.zeros(()), torch.zeros((), dtype=torch.long), 0, 0.0
+        if skip and self.partial:
+            loss_sum, correct = torch.tensor(self.partial["loss_sum"]), torch.tensor(self.partial["correct"])
+            seen, before = int(self.partial["seen"]), float(self.partial["seconds"])
+        started, last_save = time.perf_counter() - before, time.perf_counter()
+        minutes = self.settings.checkpoint_minutes
+        for step, (x, y) in enumerate(self.train_loader.epoch(epoch, skip=skip), start=skip):
+            logits, loss = self.step(x, y)
+            with torch.no_grad():
+                loss_sum += loss.detach() * y.shape[0]
+                correct += (logits[:, -1].argmax(-1) == y).sum()
+            seen += y.shape[0]
+            self.steps_done += 1
+            self.reporter.step(task, step + 1, loss=float(loss_sum) / seen, acc=float(correct) / seen,
+                               ips=seen / (time.perf_counter() - started), lr=self.scheduler.get_last_lr()[0])
+            if minutes is not None and step + 1 < self.steps_per_epoch and time.perf_counter() - last_save >= 60 * minutes:
+                self.save(epoch, step + 1, {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
+                                            "seconds": time.perf_counter() - started})
+                last_save = time.perf_counter()
+            if stop_after_steps is not None and self.steps_done >= stop_after_steps:
+                raise TrainingInterrupted(f"{self.name}: stopped after {self.steps_done} steps (simulated interruption)")
+        seconds = time.perf_counter() - started
+        record: dict[str, Any] = {
+            "epoch": epoch + 1, "train_loss": float(loss_sum) / seen, "train_acc_last_head": float(correct) / seen,
+            "images_per_s": seen / seconds, "seconds": seconds, "lr_end": self.scheduler.get_last_lr()[0],
+        }
+        if not math.isfinite(record["train_loss"]):
+            raise FloatingPointError(f"{self.name}: loss is {record['train_loss']} in epoch {epoch + 1}; lower the learning rate")
+        return record
+
+    def finish(self) -> None:
+        """Adopt the SWA average (if any) and save the final weights with ``done.json``."""
+        if self.averaged is not None:
+            _adopt_average(self.model, self.averaged, self.train_loader, self.settings.epochs)
+            validated = (validation_accuracy(self.model, self.val_loader, self.settings)
+                         if self.val_loader is not None else {})
+            record = {"epoch": "average", **validated}
+            self.history.append(record)
+            self.reporter.log(f"{self.name}: weights averaged over {self.settings.epochs} epochs, BatchNorm statistics "
+                              f"recomputed; {record}")
+        save_checkpoint(self.phase_dir / FINAL, {"model": self.model.state_dict(), "history": self.history, "phase": self.name})
+        (self.phase_dir / DONE).write_text(json.dumps({"phase": self.name, "epochs": self.settings.epochs,
+                                                       "history": self.history}, indent=1))
+
+
 def run_phase(
     name: str,
     model: nn.Module,
@@ -163,95 +291,11 @@ def run_phase(
         model.load_state_dict(state["model"])
         reporter.log(f"{name}: already done, loaded {phase_dir / FINAL}")
         return list(state.get("history", []))
-    optimizer = settings.make_optimizer(model)
-    steps_per_epoch = len(train_loader)
-    scheduler = settings.make_scheduler(optimizer, max(1, settings.epochs * steps_per_epoch))
-    start_epoch, start_step, partial, history = 0, 0, None, []
-    averaged = AveragedModel(model) if settings.average_weights else None
-    if (phase_dir / CHECKPOINT).is_file():
-        state = load_checkpoint(phase_dir / CHECKPOINT)
-        model.load_state_dict(state["model"])
-        if averaged is not None:
-            averaged.load_state_dict(state["averaged"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
-        start_step, partial = int(state.get("step", 0)), state.get("partial")
-        within = f", step {start_step}/{steps_per_epoch} of the next" if start_step else ""
-        reporter.log(f"{name}: resuming after epoch {start_epoch}/{settings.epochs}{within} from {phase_dir / CHECKPOINT}")
-        saved_total = state["scheduler"].get("total_steps", state["scheduler"].get("T_max"))
-        saved_epochs = int(state.get("epochs", round(saved_total / steps_per_epoch) if saved_total else settings.epochs))
-        if saved_epochs != settings.epochs:
-            # The epoch count was changed between runs: rebuild the schedule for the new length and
-            # fast-forward it to the steps already taken (the rest of the curve is compressed/stretched).
-            scheduler = rebuilt_schedule(settings, optimizer, settings.epochs * steps_per_epoch,
-                                         start_epoch * steps_per_epoch + start_step)
-            reporter.log(f"{name}: schedule rescaled from {saved_epochs} to {settings.epochs} epochs at epoch {start_epoch}")
-    def progress(epochs_done: int, step: int, **more: Any) -> dict[str, Any]:
-        return {"epoch": epochs_done, "step": step, "epochs": settings.epochs, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
-                "phase": name, **({"averaged": averaged.state_dict()} if averaged is not None else {}), **more}
-
-    steps_done = 0
-    step_model = _compiled(model, reporter, name) if settings.compile and start_epoch < settings.epochs else model
-    for epoch in range(start_epoch, settings.epochs):
-        model.train()
-        if settings.train_mode_hook is not None:
-            settings.train_mode_hook(model)
-        skip = start_step if epoch == start_epoch else 0
-        loss_sum = torch.zeros(()); correct = torch.zeros((), dtype=torch.long); seen = 0; before = 0.0
-        if skip and partial:
-            loss_sum, correct = torch.tensor(partial["loss_sum"]), torch.tensor(partial["correct"])
-            seen, before = int(partial["seen"]), float(partial["seconds"])
-        started = time.perf_counter() - before
-        last_save = time.perf_counter()
-        task = reporter.start_epoch(f"{name} {epoch + 1}/{settings.epochs}", steps_per_epoch)
-        for step, (x, y) in enumerate(train_loader.epoch(epoch, skip=skip), start=skip):
-            try:
-                logits, loss = train_step(step_model, optimizer, scheduler, x, y, settings)
-            except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
-                if step_model is model or steps_done:
-                    raise
-                first_line = (str(exc).strip().splitlines() or [""])[0][:120]
-                reporter.log(f"{name}: torch.compile failed ({type(exc).__name__}: {first_line}); "
-                             "training eagerly (set runtime.compile: false to skip the attempt)")
-                step_model = model
-                logits, loss = train_step(model, optimizer, scheduler, x, y, settings)
-            with torch.no_grad():
-                loss_sum += loss.detach() * y.shape[0]
-                correct += (logits[:, -1].argmax(-1) == y).sum()
-            seen += y.shape[0]
-            steps_done += 1
-            elapsed = time.perf_counter() - started
-            reporter.step(task, step + 1, loss=float(loss_sum) / seen, acc=float(correct) / seen, ips=seen / elapsed,
-                          lr=scheduler.get_last_lr()[0])
-            if (settings.checkpoint_minutes is not None and step + 1 < steps_per_epoch
-                    and time.perf_counter() - last_save >= 60 * settings.checkpoint_minutes):
-                partial = {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
-                           "seconds": time.perf_counter() - started}
-                save_checkpoint(phase_dir / CHECKPOINT, progress(epoch, step + 1, partial=partial))
-                last_save = time.perf_counter()
-            if stop_after_steps is not None and steps_done >= stop_after_steps:
-                raise TrainingInterrupted(f"{name}: stopped after {steps_done} steps (simulated interruption)")
-        train_seconds = time.perf_counter() - started
-        record: dict[str, Any] = {
-            "epoch": epoch + 1, "train_loss": float(loss_sum) / seen, "train_acc_last_head": float(correct) / seen,
-            "images_per_s": seen / train_seconds, "seconds": train_seconds, "lr_end": scheduler.get_last_lr()[0],
-        }
-        if not math.isfinite(record["train_loss"]):
-            raise FloatingPointError(f"{name}: loss is {record['train_loss']} in epoch {epoch + 1}; lower the learning rate")
-        if val_loader is not None:
-            record.update(validation_accuracy(model, val_loader, settings))
-        history.append(record)
-        reporter.end_epoch(task, record)
-        if averaged is not None:
-            averaged.update_parameters(model)
-        save_checkpoint(phase_dir / CHECKPOINT, progress(epoch + 1, 0))
-    if averaged is not None:
-        _adopt_average(model, averaged, train_loader, settings.epochs)
-        record = {"epoch": "average", **(validation_accuracy(model, val_loader, settings) if val_loader is not None else {})}
-        history.append(record)
-        reporter.log(f"{name}: weights averaged over {settings.epochs} epochs, BatchNorm statistics recomputed; {record}")
-    save_checkpoint(phase_dir / FINAL, {"model": model.state_dict(), "history": history, "phase": name})
-    (phase_dir / DONE).write_text(json.dumps({"phase": name, "epochs": settings.epochs, "history": history}, indent=1))
-    return history
+    phase = _Phase(name, model, (train_loader, val_loader), phase_dir, settings, reporter)
+    phase.restore()
+    if settings.compile and phase.start_epoch < settings.epochs:
+        phase.step_model = _compiled(model, reporter, name)
+    for epoch in range(phase.start_epoch, settings.epochs):
+        phase.run_epoch(epoch, stop_after_steps)
+    phase.finish()
+    return phase.history
