@@ -81,6 +81,52 @@ class _Chooser:
         return int(order[0]), keys[order[0]]
 
 
+def _checked_cost(val: ExitScorer, cost_per_exit: Sequence[float] | np.ndarray, target_drop: float | None,
+                  max_cost: float | None) -> np.ndarray:
+    """The per-exit costs as an array, after one-line checks of the target and the costs."""
+    if (target_drop is None) == (max_cost is None):
+        raise ConfigError("calibration: give exactly one of target_drop (accuracy points) or max_cost")
+    cost = np.asarray(cost_per_exit, dtype=float)
+    if cost.shape != (val.num_exits,) or not np.all(np.isfinite(cost)):
+        raise ConfigError(f"calibration: cost_per_exit needs {val.num_exits} finite values (got {cost.tolist()})")
+    if target_drop is not None and target_drop < 0:
+        raise ConfigError(f"target_drop: {target_drop} is negative; give the accepted accuracy loss in points")
+    return cost
+
+
+def _starting_vectors(val: ExitScorer, start: Sequence[float] | None) -> np.ndarray:
+    """The shared-threshold sweep (201 values and "never") over the early exits, plus ``start`` if given."""
+    early = val.num_exits - 1
+    if early == 0:
+        return np.zeros((1, 0), dtype=np.float32)
+    shared = np.concatenate([np.linspace(0.0, 1.0, 201, dtype=np.float32), [np.inf]])
+    vectors = np.repeat(shared[:, None], early, axis=1)
+    if start is not None:
+        vectors = np.concatenate([vectors, val.threshold_vectors(np.asarray(start, dtype=np.float32))])
+    return vectors
+
+
+def _descend(val: ExitScorer, chooser: _Chooser, current: np.ndarray, best_key: np.ndarray, grid_size: int,
+             max_passes: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Coordinate descent from ``current``: per pass, each exit tries every value of its grid at once and
+    keeps the best if it beats ``best_key``. Returns (thresholds, their key, vectors scored)."""
+    early = val.num_exits - 1
+    grids = [threshold_grid(val, e, grid_size) for e in range(early)]
+    scored = 0
+    for _ in range(max_passes):
+        improved = False
+        for e in range(early):
+            trial = np.repeat(current[None, :], grids[e].size, axis=0)
+            trial[:, e] = grids[e]
+            pick, key = chooser.best(val.score(trial))
+            scored += len(trial)
+            if tuple(key) < tuple(best_key) and trial[pick, e] != current[e]:
+                current, best_key, improved = trial[pick].copy(), key, True
+        if not improved:
+            break
+    return current, best_key, scored
+
+
 def calibrate(
     val: ExitScorer,
     cost_per_exit: Sequence[float] | np.ndarray,
@@ -95,44 +141,12 @@ def calibrate(
 
     ``start`` (one threshold per early exit) joins the shared-threshold sweep as a starting point, so
     the result is never worse on ``val`` than it."""
-    if (target_drop is None) == (max_cost is None):
-        raise ConfigError("calibration: give exactly one of target_drop (accuracy points) or max_cost")
-    cost = np.asarray(cost_per_exit, dtype=float)
-    if cost.shape != (val.num_exits,) or not np.all(np.isfinite(cost)):
-        raise ConfigError(f"calibration: cost_per_exit needs {val.num_exits} finite values (got {cost.tolist()})")
-    if target_drop is not None and target_drop < 0:
-        raise ConfigError(f"target_drop: {target_drop} is negative; give the accepted accuracy loss in points")
+    cost = _checked_cost(val, cost_per_exit, target_drop, max_cost)
     reference = val.final_accuracy
-    chooser = _Chooser(
-        cost,
-        None if target_drop is None else reference - target_drop / 100.0,
-        max_cost,
-    )
-    early = val.num_exits - 1
-    scored = 0
-    shared = np.concatenate([np.linspace(0.0, 1.0, 201, dtype=np.float32), [np.inf]])
-    vectors = np.repeat(shared[:, None], max(early, 1), axis=1)[:, :early]
-    if early == 0:
-        vectors = np.zeros((1, 0), dtype=np.float32)
-    elif start is not None:
-        vectors = np.concatenate([vectors, val.threshold_vectors(np.asarray(start, dtype=np.float32))])
-    batch = val.score(vectors)
-    scored += len(vectors)
-    pick, best_key = chooser.best(batch)
-    current = vectors[pick].copy()
-    grids = [threshold_grid(val, e, grid_size) for e in range(early)]
-    for _ in range(max_passes):
-        improved = False
-        for e in range(early):
-            trial = np.repeat(current[None, :], grids[e].size, axis=0)
-            trial[:, e] = grids[e]
-            batch = val.score(trial)
-            scored += len(trial)
-            pick, key = chooser.best(batch)
-            if tuple(key) < tuple(best_key) and trial[pick, e] != current[e]:
-                current, best_key, improved = trial[pick].copy(), key, True
-        if not improved:
-            break
+    chooser = _Chooser(cost, None if target_drop is None else reference - target_drop / 100.0, max_cost)
+    vectors = _starting_vectors(val, start)
+    pick, best_key = chooser.best(val.score(vectors))
+    current, best_key, scored = _descend(val, chooser, vectors[pick].copy(), best_key, grid_size, max_passes)
     val_outcome = val.outcome(current)
     result = Calibration(
         target="accuracy_drop" if target_drop is not None else "cost",
@@ -142,7 +156,7 @@ def calibrate(
         val=val_outcome,
         val_cost=float(np.dot(val_outcome.ratios, cost)),
         reference_accuracy=reference,
-        vectors_scored=scored,
+        vectors_scored=len(vectors) + scored,
     )
     if test is not None:
         result.test = test.outcome(current)

@@ -108,6 +108,33 @@ def expected_costs(ratios: np.ndarray, cum_energy: np.ndarray, cum_latency: np.n
     return float(ratios @ cum_energy), float(ratios @ cum_latency), float(ratios @ (cum_energy * cum_latency))
 
 
+def _checked_exit_accuracy(exit_accuracy: Sequence[float | None] | None, exits: int) -> list[float | None] | None:
+    """Per-exit accuracies as fractions (None where unknown), after one-line checks; None without any."""
+    if exit_accuracy is None:
+        return None
+    if len(exit_accuracy) != exits:
+        raise ConfigError(f"exit_accuracy: {len(exit_accuracy)} values for {exits} exits; give one per exit")
+    exit_acc = [None if a is None or not np.isfinite(a) else float(a) for a in exit_accuracy]
+    for a in exit_acc:
+        if a is not None and not 0.0 <= a <= 1.0:
+            raise ConfigError(f"exit_accuracy: {a} is not a fraction in [0, 1]")
+    return exit_acc
+
+
+def _baseline(static: Schedule | StaticBaseline | None) -> StaticBaseline | None:
+    """The static network's totals: given, or taken from its schedule."""
+    if isinstance(static, Schedule):
+        return StaticBaseline(float(static.cum_energy[-1]), float(static.cum_latency[-1]), static.allocation.strategy)
+    return static
+
+
+def _reduction(value: float, reference: float | None) -> float | None:
+    """1 - value / reference; None without a positive reference."""
+    if reference is None or reference <= 0:
+        return None
+    return 1.0 - value / reference
+
+
 def dynamic_metrics(
     schedule: Schedule,
     ratios: Sequence[float] | np.ndarray,
@@ -124,29 +151,9 @@ def dynamic_metrics(
     head_e = float(r @ np.cumsum(schedule.head_energy))
     wasted = float(r @ schedule.wasted_energy)
 
-    accuracy = None
-    exit_acc: list[float | None] | None = None
-    if exit_accuracy is not None:
-        if len(exit_accuracy) != len(r):
-            raise ConfigError(f"exit_accuracy: {len(exit_accuracy)} values for {len(r)} exits; give one per exit")
-        exit_acc = [None if a is None or not np.isfinite(a) else float(a) for a in exit_accuracy]
-        for a in exit_acc:
-            if a is not None and not 0.0 <= a <= 1.0:
-                raise ConfigError(f"exit_accuracy: {a} is not a fraction in [0, 1]")
-        accuracy = float(sum(ri * (a or 0.0) for ri, a in zip(r, exit_acc)))
-
-    baseline: StaticBaseline | None
-    if isinstance(static, Schedule):
-        baseline = StaticBaseline(
-            float(static.cum_energy[-1]), float(static.cum_latency[-1]), static.allocation.strategy
-        )
-    else:
-        baseline = static
-
-    def reduction(value: float, reference: float | None) -> float | None:
-        if reference is None or reference <= 0:
-            return None
-        return 1.0 - value / reference
+    exit_acc = _checked_exit_accuracy(exit_accuracy, len(r))
+    accuracy = None if exit_acc is None else float(sum(ri * (a or 0.0) for ri, a in zip(r, exit_acc)))
+    baseline = _baseline(static)
 
     return DynamicMetrics(
         exits=schedule.exits,
@@ -159,10 +166,10 @@ def dynamic_metrics(
         avg_product=avg_product,
         product_of_averages=product_avg,
         static=baseline,
-        reduction_avg_product=reduction(avg_product, baseline and baseline.product),
-        reduction_product_of_averages=reduction(product_avg, baseline and baseline.product),
-        reduction_energy=reduction(energy_avg, baseline and baseline.energy_pj),
-        reduction_latency=reduction(latency_avg, baseline and baseline.latency_cycles),
+        reduction_avg_product=_reduction(avg_product, baseline and baseline.product),
+        reduction_product_of_averages=_reduction(product_avg, baseline and baseline.product),
+        reduction_energy=_reduction(energy_avg, baseline and baseline.energy_pj),
+        reduction_latency=_reduction(latency_avg, baseline and baseline.latency_cycles),
         overhead_energy_pj=overhead_e,
         overhead_energy_share=overhead_e / energy_avg if energy_avg > 0 else 0.0,
         overhead_latency_cycles=overhead_l,
