@@ -120,3 +120,23 @@ def test_quantized_depthwise_convs_stay_float_under_autocast() -> None:
         assert depthwise(torch.randn(1, depthwise.conv.in_channels, 8, 8)).dtype == torch.float32
         assert pointwise(torch.randn(1, pointwise.conv.in_channels, 8, 8)).dtype == torch.bfloat16
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1, 10)
+
+
+def test_observer_first_batch_sets_the_range_then_averages() -> None:
+    fq = ActivationFakeQuant(8, momentum=0.5)
+    fq(torch.tensor([-1.0, 3.0]))
+    assert (fq.min_val.item(), fq.max_val.item()) == (-1.0, 3.0)
+    fq(torch.tensor([-3.0, 1.0]))
+    assert (fq.min_val.item(), fq.max_val.item()) == (-2.0, 2.0)
+
+
+def test_qat_training_forward_traces_without_graph_breaks() -> None:
+    """``runtime.compile_qat`` pays only if dynamo sees the fake-quantized EENN as one graph."""
+    torch.manual_seed(0)
+    model = quantize_model(build_eenn(backbone="small_cnn", head_types=["pool4_fc1"]), (8, 4)).train()
+    x = torch.randn(4, 3, 32, 32)
+    model(x)  # observers initialised, as after calibration
+    explained = torch._dynamo.explain(model)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    fresh = quantize_model(build_eenn(backbone="small_cnn", head_types=["pool4_fc1"]), (8, 8)).train()
+    assert torch._dynamo.explain(fresh)(x).graph_break_count == 0  # uninitialised observers too

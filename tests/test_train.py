@@ -262,6 +262,8 @@ def test_head_lr_scales_put_early_and_final_heads_in_slower_groups_in_float_and_
         assert rates[1:] == pytest.approx([0.1 * rates[0], 0.5 * rates[0]]) and rates[0] <= peak + 1e-12
         rebuilt = rebuilt_schedule(settings, optimizer, 100, 15)  # as a resume with a changed epoch count does
         assert rebuilt.get_last_lr() == pytest.approx(rates)
+    assert not qat_settings(config, model).compile  # ResNet-20's two short QAT epochs do not repay a compile
+    assert qat_settings(_config(runtime={"compile_qat": True}), model).compile
     only_early = _float_settings(_config(optim={"head_lr_scale": 0.1}), model).make_optimizer(model)
     assert [g.get("lr_scale") for g in only_early.param_groups] == [None, 0.1]
     unscaled = _float_settings(_config(), model).make_optimizer(model)

@@ -110,6 +110,10 @@ class RuntimeConfig(_Strict):
         False, description="torch.compile the float training step (needs a C++ compiler; minutes to compile, "
         "then ~1.7x faster on CPU); falls back to eager with a warning if compiling fails"
     )
+    compile_qat: bool = Field(
+        False, description="torch.compile the QAT training steps as well: pays on slow steps (MobileNetV2), not "
+        "on ResNet-20's two short QAT epochs (see docs/training.md)"
+    )
     checkpoint_minutes: float | None = Field(
         10.0, ge=0, description="also checkpoint within an epoch this often (None: at epoch ends only); "
         "a resumed run continues from that step with the batches an uninterrupted run would see",

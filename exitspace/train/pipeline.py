@@ -158,7 +158,7 @@ def qat_settings(config: TrainConfig, model: EENN | EENNSubnet, epochs: int | No
     q, o, loss = config.qat, config.optim, config.loss
     settings = _float_settings(config, model)
     settings.epochs = q.epochs if epochs is None else epochs
-    settings.compile = False  # a few QAT epochs do not repay a compile
+    settings.compile = config.runtime.compile_qat
     settings.make_optimizer = _sgd(q.lr if lr is None else lr, o.momentum, o.nesterov, q.weight_decay,
                                    _head_lr_scales(config))
     settings.make_scheduler = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)

@@ -112,13 +112,16 @@ class ActivationFakeQuant(nn.Module):
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
-        """Fold a batch's min / max into the running range (the first batch sets it)."""
+        """Fold a batch's min / max into the running range (the first batch sets it).
+
+        Branch-free on the ``initialized`` flag, so ``torch.compile`` traces QAT steps without graph breaks.
+        """
         low, high = torch.aminmax(x.detach())
         low, high = low.float(), high.float()
-        if not bool(self.initialized):
-            self.min_val.copy_(low); self.max_val.copy_(high); self.initialized.fill_(True)
-        else:
-            self.min_val.lerp_(low, self.momentum); self.max_val.lerp_(high, self.momentum)
+        first = ~self.initialized
+        self.min_val.copy_(torch.where(first, low, torch.lerp(self.min_val, low, self.momentum)))
+        self.max_val.copy_(torch.where(first, high, torch.lerp(self.max_val, high, self.momentum)))
+        self.initialized.fill_(True)
 
     def qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, zero point) from the running range."""
@@ -128,7 +131,7 @@ class ActivationFakeQuant(nn.Module):
         return scale, zero_point
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.observe or not bool(self.initialized):
+        if self.observe or not bool(self.initialized):  # the flag is read only with observers off (evaluation)
             self.update(x)
         scale, zero_point = self.qparams()
         return fake_quantize(x, scale, zero_point, self.qmin, self.qmax)
