@@ -57,6 +57,10 @@ def test_end_to_end_smoke_config_learns_and_writes_tables(tmp_path: Path) -> Non
         assert table.meta["model_spec"]["backbone"] == "small_cnn"
     accuracy = summary["pairs"]["32/32"]["accuracy"]["test"]
     assert max(accuracy.values()) > 0.5  # chance is 0.1
+    last_epoch = summary["float_history"][-1]  # every head's validation accuracy (bf16; the table's in float32)
+    val_accuracy = summary["pairs"]["32/32"]["accuracy"]["val"]
+    assert last_epoch["val_acc_heads"] == pytest.approx([val_accuracy[key] for key in summary["head_keys"]], abs=2.5 / 128)
+    assert last_epoch["val_acc_heads"][-1] == pytest.approx(last_epoch["val_acc_last_head"], abs=1e-4)
     assert summary["pairs"]["8/4"]["model_hash"] != summary["pairs"]["32/32"]["model_hash"]
     log = (tmp_path / "train.log").read_text()
     assert "float 3/3 done" in log and "qat 8/4 1/1 done" in log

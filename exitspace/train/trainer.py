@@ -100,15 +100,16 @@ def train_step(
     return logits, loss
 
 
-def validation_accuracy(model: nn.Module, loader: BatchLoader, settings: PhaseSettings) -> dict[str, float]:
-    """Validation accuracy of the last, the best and the first head."""
+def validation_accuracy(model: nn.Module, loader: BatchLoader, settings: PhaseSettings) -> dict[str, Any]:
+    """Validation accuracy of the last, the best and the first head, and of every head (network order)."""
     if settings.eval_hook is not None:
         settings.eval_hook(model, True)
     logits, labels = predict(model, loader, bf16=settings.bf16)
     if settings.eval_hook is not None:
         settings.eval_hook(model, False)
     acc = head_accuracy(logits, labels)
-    return {"val_acc_last_head": float(acc[-1]), "val_acc_best_head": float(acc.max()), "val_acc_first_head": float(acc[0])}
+    return {"val_acc_last_head": float(acc[-1]), "val_acc_best_head": float(acc.max()), "val_acc_first_head": float(acc[0]),
+            "val_acc_heads": [round(float(a), 4) for a in acc]}
 
 
 def _adopt_average(model: nn.Module, averaged: AveragedModel, train_loader: BatchLoader, epoch: int) -> None:
