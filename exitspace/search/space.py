@@ -158,39 +158,9 @@ class DesignSpace:
     def build(cls, config: SpaceConfig, available: Available) -> "DesignSpace":
         """Intersect the config's choices with what the tables offer; one-line errors on mismatch."""
         final = available.labels[-1]
-        offered = available.labels[:-1]
-        if config.exits is None:
-            candidates = offered
-        else:
-            unknown = [e for e in config.exits if e not in offered]
-            if unknown:
-                raise ConfigError(
-                    f"search.space.exits: {unknown} not candidate early exits of this network; use any of "
-                    f"{list(offered)} (the final exit {final} is always on)"
-                )
-            candidates = tuple(e for e in offered if e in config.exits)
-        head_types: dict[str, tuple[str, ...]] = {}
-        for label in (*candidates, final):
-            types = available.head_types[label]
-            if config.head_types is not None:
-                kept = tuple(t for t in types if t in config.head_types)
-                if not kept:
-                    raise ConfigError(
-                        f"search.space.head_types: none of {config.head_types} exists for exit {label}; the exit "
-                        f"tables have {list(types)}"
-                    )
-                types = kept
-            head_types[label] = types
-        if config.precision_pairs is None:
-            pairs = tuple(p for p in available.precision_pairs if p != (32, 32)) or available.precision_pairs
-        else:
-            pairs = tuple((int(a), int(b)) for a, b in config.precision_pairs)
-        missing = [p for p in pairs if p not in available.precision_pairs]
-        if missing:
-            raise ConfigError(
-                f"search.space.precision_pairs: no exit table for {[list(p) for p in missing]}; available "
-                f"{[list(p) for p in available.precision_pairs]} (train them or drop them from the list)"
-            )
+        candidates = _candidate_exits(config, available)
+        head_types = {label: _head_types(config, available, label) for label in (*candidates, final)}
+        pairs = _precision_pairs(config, available)
         if available.allocations is not None:
             bad = [a for a in config.allocations if a not in available.allocations]
             if bad:
@@ -284,3 +254,45 @@ class DesignSpace:
             allocation=self.allocations[0],
             confidence=self.confidence,
         )
+
+
+def _candidate_exits(config: SpaceConfig, available: Available) -> tuple[str, ...]:
+    """The early exits to search: the config's (checked against the tables) or every one offered."""
+    offered = tuple(available.labels[:-1])
+    if config.exits is None:
+        return offered
+    unknown = [e for e in config.exits if e not in offered]
+    if unknown:
+        raise ConfigError(
+            f"search.space.exits: {unknown} not candidate early exits of this network; use any of "
+            f"{list(offered)} (the final exit {available.labels[-1]} is always on)"
+        )
+    return tuple(e for e in offered if e in config.exits)
+
+
+def _head_types(config: SpaceConfig, available: Available, label: str) -> tuple[str, ...]:
+    """The head types of exit ``label`` the tables have, narrowed to the config's."""
+    types = tuple(available.head_types[label])
+    if config.head_types is None:
+        return types
+    kept = tuple(t for t in types if t in config.head_types)
+    if not kept:
+        raise ConfigError(
+            f"search.space.head_types: none of {config.head_types} exists for exit {label}; the exit "
+            f"tables have {list(types)}"
+        )
+    return kept
+
+
+def _precision_pairs(config: SpaceConfig, available: Available) -> tuple[tuple[int, int], ...]:
+    """The config's pairs (each needs a table), or every quantized pair with a table (float if none)."""
+    if config.precision_pairs is None:
+        return tuple(p for p in available.precision_pairs if p != (32, 32)) or tuple(available.precision_pairs)
+    pairs = tuple((int(a), int(b)) for a, b in config.precision_pairs)
+    missing = [p for p in pairs if p not in available.precision_pairs]
+    if missing:
+        raise ConfigError(
+            f"search.space.precision_pairs: no exit table for {[list(p) for p in missing]}; available "
+            f"{[list(p) for p in available.precision_pairs]} (train them or drop them from the list)"
+        )
+    return pairs
