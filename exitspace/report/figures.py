@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import matplotlib
 
@@ -29,41 +29,18 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def pareto_figure(results: dict[str, Any], path: Path, split: str = "test") -> Path:
     """Accuracy vs ELP (relative to the static reference network), every trial in grey, baselines marked."""
     ref = results["static"][results["static_reference"]][split]
-    ref_elp = ref["elp"]
     fig, ax = plt.subplots(figsize=(8.2, 5.6))
-    cols = results["trials_columns"]
-    acc_i, elp_i, feas_i = cols.index(f"{split}_accuracy"), cols.index(f"{split}_elp"), cols.index("feasible")
-    rows = results["trials"]
-    feas = [r for r in rows if r[feas_i]]
-    infeas = [r for r in rows if not r[feas_i]]
-    if infeas:
-        ax.scatter([100 * r[elp_i] / ref_elp for r in infeas], [100 * r[acc_i] for r in infeas], s=5, c="#e0e0e0",
-                   label="infeasible trials", zorder=1, rasterized=True)
-    ax.scatter([100 * r[elp_i] / ref_elp for r in feas], [100 * r[acc_i] for r in feas], s=5, c="#b0b0b0",
-               label="feasible trials", zorder=2, rasterized=True)
+
+    def elp_pct(elp: float) -> float:  # the x unit: % of the static reference's ELP
+        return 100 * elp / ref["elp"]
+
+    _plot_trials(ax, results, split, elp_pct)
     front = sorted(results["pareto"], key=lambda e: e[split]["elp"])
-    for pair in sorted({_pair(e["design"]) for e in front}):
-        pts = [e for e in front if _pair(e["design"]) == pair]
-        ax.scatter([100 * e[split]["elp"] / ref_elp for e in pts], [100 * e[split]["accuracy"] for e in pts], s=28,
-                   c=PAIR_COLOURS.get(pair, "#17becf"), edgecolors="black", linewidths=0.4, zorder=4,
-                   label=f"Pareto designs {pair}")
-    mac = results.get("mac_proxy") or {}
-    if mac.get("front"):
-        ax.scatter([100 * e[split]["elp"] / ref_elp for e in mac["front"]], [100 * e[split]["accuracy"] for e in mac["front"]],
-                   s=34, marker="x", c="#ff7f0e", zorder=5, label="MAC-proxy search, re-costed")
-    for name, static in results["static"].items():
-        ax.scatter([100 * static[split]["elp"] / ref_elp], [100 * static[split]["accuracy"]], s=80, marker="s",
-                   c=PAIR_COLOURS.get(name, "black"), edgecolors="black", linewidths=1.2, zorder=6)
-        ax.annotate(f"static {name}", (100 * static[split]["elp"] / ref_elp, 100 * static[split]["accuracy"]),
-                    textcoords="offset points", xytext=(6, -10), fontsize=8)
-    paper = results.get("paper_designs") or []
-    if paper:
-        ax.scatter([100 * e[split]["elp"] / ref_elp for e in paper], [100 * e[split]["accuracy"] for e in paper], s=60,
-                   marker="^", c="#8c564b", edgecolors="black", zorder=6, label="paper's designs (8/8)")
+    marked = _plot_designs(ax, results, front, split, elp_pct)
     head = results.get("headline", {})
     chosen = next((e for e in front if e["name"] == head.get("design")), None)
     if chosen is not None:
-        x, y = 100 * chosen[split]["elp"] / ref_elp, 100 * chosen[split]["accuracy"]
+        x, y = elp_pct(chosen[split]["elp"]), 100 * chosen[split]["accuracy"]
         ax.scatter([x], [y], s=220, facecolors="none", edgecolors="black", linewidths=1.5, zorder=7)
         ax.annotate(f"-{100 * head['elp_reduction']:.0f}% ELP", (x, y), textcoords="offset points", xytext=(10, 12),
                     fontsize=9, weight="bold", zorder=8,
@@ -73,11 +50,60 @@ def pareto_figure(results: dict[str, Any], path: Path, split: str = "test") -> P
     ax.set_ylabel(f"top-1 accuracy, % ({split})")
     accs = [100 * e[split]["accuracy"] for e in front] + [100 * s[split]["accuracy"] for s in results["static"].values()]
     ax.set_ylim(max(0.0, min(accs) - 8), min(100.9, max(accs) + 1.5))
-    marked = [100 * e[split]["elp"] / ref_elp for e in front]
-    marked += [100 * v[split]["elp"] / ref_elp for v in results["static"].values()]
-    marked += [100 * e[split]["elp"] / ref_elp for e in paper + list(mac.get("front") or [])]
+    _set_elp_axis(ax, results, split, elp_pct, marked)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+    ax.set_title(f"{results['name']}: accuracy vs energy-latency product")
+    return _save(fig, path)
+
+
+def _plot_trials(ax: Any, results: dict[str, Any], split: str, elp_pct: Callable[[float], float]) -> None:
+    """Every trial as a grey dot, infeasible ones lighter."""
+    cols = results["trials_columns"]
+    acc_i, elp_i, feas_i = cols.index(f"{split}_accuracy"), cols.index(f"{split}_elp"), cols.index("feasible")
+    rows = results["trials"]
+    feas = [r for r in rows if r[feas_i]]
+    infeas = [r for r in rows if not r[feas_i]]
+    if infeas:
+        ax.scatter([elp_pct(r[elp_i]) for r in infeas], [100 * r[acc_i] for r in infeas], s=5, c="#e0e0e0",
+                   label="infeasible trials", zorder=1, rasterized=True)
+    ax.scatter([elp_pct(r[elp_i]) for r in feas], [100 * r[acc_i] for r in feas], s=5, c="#b0b0b0",
+               label="feasible trials", zorder=2, rasterized=True)
+
+
+def _plot_designs(ax: Any, results: dict[str, Any], front: list[dict[str, Any]], split: str,
+                  elp_pct: Callable[[float], float]) -> list[float]:
+    """The Pareto designs per precision pair, the MAC-proxy front, the static networks and the paper's
+    designs; returns the x positions of everything marked (to fit the axis to)."""
+    for pair in sorted({_pair(e["design"]) for e in front}):
+        pts = [e for e in front if _pair(e["design"]) == pair]
+        ax.scatter([elp_pct(e[split]["elp"]) for e in pts], [100 * e[split]["accuracy"] for e in pts], s=28,
+                   c=PAIR_COLOURS.get(pair, "#17becf"), edgecolors="black", linewidths=0.4, zorder=4,
+                   label=f"Pareto designs {pair}")
+    mac_front = list((results.get("mac_proxy") or {}).get("front") or [])
+    if mac_front:
+        ax.scatter([elp_pct(e[split]["elp"]) for e in mac_front], [100 * e[split]["accuracy"] for e in mac_front],
+                   s=34, marker="x", c="#ff7f0e", zorder=5, label="MAC-proxy search, re-costed")
+    for name, static in results["static"].items():
+        ax.scatter([elp_pct(static[split]["elp"])], [100 * static[split]["accuracy"]], s=80, marker="s",
+                   c=PAIR_COLOURS.get(name, "black"), edgecolors="black", linewidths=1.2, zorder=6)
+        ax.annotate(f"static {name}", (elp_pct(static[split]["elp"]), 100 * static[split]["accuracy"]),
+                    textcoords="offset points", xytext=(6, -10), fontsize=8)
+    paper = results.get("paper_designs") or []
+    if paper:
+        ax.scatter([elp_pct(e[split]["elp"]) for e in paper], [100 * e[split]["accuracy"] for e in paper], s=60,
+                   marker="^", c="#8c564b", edgecolors="black", zorder=6, label="paper's designs (8/8)")
+    marked = [elp_pct(e[split]["elp"]) for e in front]
+    marked += [elp_pct(v[split]["elp"]) for v in results["static"].values()]
+    return marked + [elp_pct(e[split]["elp"]) for e in paper + mac_front]
+
+
+def _set_elp_axis(ax: Any, results: dict[str, Any], split: str, elp_pct: Callable[[float], float],
+                  marked: list[float]) -> None:
+    """Fit the ELP axis to the marked points (log scale over a wide range); count the trials cut off."""
     right = 1.15 * max(marked + [100.0])
-    hidden = sum(1 for r in rows if 100 * r[elp_i] / ref_elp > right)
+    elp_i = results["trials_columns"].index(f"{split}_elp")
+    hidden = sum(1 for r in results["trials"] if elp_pct(r[elp_i]) > right)
     left = 0.8 * min(m for m in marked if m > 0)
     if right / left > 15:  # a wide range: log scale keeps the front readable
         ax.set_xscale("log")
@@ -88,10 +114,6 @@ def pareto_figure(results: dict[str, Any], path: Path, split: str = "test") -> P
     if hidden:
         ax.text(0.01, 0.01, f"{hidden} trials beyond {right:.0f}% not shown", transform=ax.transAxes, ha="left",
                 va="bottom", fontsize=7, color="grey")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
-    ax.set_title(f"{results['name']}: accuracy vs energy-latency product")
-    return _save(fig, path)
 
 
 def stage_cost_figure(designs: list[dict[str, Any]], path: Path) -> Path:
