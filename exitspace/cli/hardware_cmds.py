@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich import box
@@ -65,8 +66,20 @@ def show(
         print(json.dumps(summary, indent=2))
         return
     console.print(f"{system.name}: {len(system.cores)} core(s), {len(system.links)} link(s)", markup=False)
-    groups: list[tuple[list[int], dict]] = []
-    for core in summary["cores"]:
+    for ids, core in _identical_cores(summary["cores"]):
+        console.print(_core_table(ids, core))
+    console.print(
+        "size per copy; bw = port width and min = smallest access, bits (per cycle); pJ per access; "
+        "serves = array dimensions one copy is shared over"
+    )
+    if summary["links"]:
+        console.print(_links_table(summary["links"]))
+
+
+def _identical_cores(cores: list[dict[str, Any]]) -> list[tuple[list[int], dict[str, Any]]]:
+    """Cores grouped by identical description (all but the id), in order of first appearance."""
+    groups: list[tuple[list[int], dict[str, Any]]] = []
+    for core in cores:
         same = {key: value for key, value in core.items() if key != "id"}
         for ids, other in groups:
             if other == same:
@@ -74,52 +87,55 @@ def show(
                 break
         else:
             groups.append(([core["id"]], same))
-    for ids, core in groups:
-        all_dims = set(core["array"])
-        array = " x ".join(f"{dim}={size}" for dim, size in core["array"].items())
-        dataflow = ", ".join(f"{dim}:{'+'.join(loops)}" for dim, loops in core["dataflow"].items()) or "-"
-        title = (
-            f"core{'s' if len(ids) > 1 else ''} {','.join(map(str, ids))}: {core['name']} ({core['kind']}): {array} = {core['units']} units at "
-            f"{core['unit_energy_pj']:g} pJ; dataflow {dataflow}"
-        )
-        table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        table.add_column("memory", overflow="fold")
-        for column in ("holds", "size", "copies", "r/w bw", "min", "r/w pJ", "serves"):
-            table.add_column(column, no_wrap=True)
-        for mem in core["memories"]:
-            table.add_row(
-                mem["name"],
-                ",".join(mem["operands"]),
-                mem["size"],
-                str(mem["instances"]),
-                f"{mem['r_bw']}/{mem['w_bw']}",
-                f"{mem['min_r_granularity'] or mem['r_bw']}/{mem['min_w_granularity'] or mem['w_bw']}",
-                f"{mem['r_cost_pj']:g}/{mem['w_cost_pj']:g}",
-                "all" if set(mem["served_dimensions"]) == all_dims else ",".join(mem["served_dimensions"]) or "-",
-            )
-        console.print(table)
-    console.print(
-        "size per copy; bw = port width and min = smallest access, bits (per cycle); pJ per access; "
-        "serves = array dimensions one copy is shared over"
+    return groups
+
+
+def _core_table(ids: list[int], core: dict[str, Any]) -> Table:
+    """One core type: array, dataflow and a row per memory."""
+    all_dims = set(core["array"])
+    array = " x ".join(f"{dim}={size}" for dim, size in core["array"].items())
+    dataflow = ", ".join(f"{dim}:{'+'.join(loops)}" for dim, loops in core["dataflow"].items()) or "-"
+    title = (
+        f"core{'s' if len(ids) > 1 else ''} {','.join(map(str, ids))}: {core['name']} ({core['kind']}): {array} = {core['units']} units at "
+        f"{core['unit_energy_pj']:g} pJ; dataflow {dataflow}"
     )
-    if summary["links"]:
-        table = Table(title="links (a bus is one medium shared by all its cores)", title_justify="left")
-        for column in ("cores", "bits/cycle", "pJ/bit", "kind"):
-            table.add_column(column)
-        buses: dict[str, list[int]] = {}
-        rows: list[tuple[str, str, str, str]] = []
-        for link in summary["links"]:
-            if link["bus"] is None:
-                rows.append((f"{link['a']} - {link['b']}", str(link["bandwidth"]), f"{link['energy_per_bit_pj']:g}", "link"))
-                continue
-            if link["bus"] not in buses:
-                buses[link["bus"]] = []
-                rows.append((link["bus"], str(link["bandwidth"]), f"{link['energy_per_bit_pj']:g}", "bus"))
-            buses[link["bus"]] += [end for end in (link["a"], link["b"]) if end not in buses[link["bus"]]]
-        for cores, bandwidth, energy, kind in rows:
-            label = ", ".join(map(str, buses[cores])) if kind == "bus" else cores
-            table.add_row(label, bandwidth, energy, kind if kind == "link" else f"bus ({cores})")
-        console.print(table)
+    table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("memory", overflow="fold")
+    for column in ("holds", "size", "copies", "r/w bw", "min", "r/w pJ", "serves"):
+        table.add_column(column, no_wrap=True)
+    for mem in core["memories"]:
+        table.add_row(
+            mem["name"],
+            ",".join(mem["operands"]),
+            mem["size"],
+            str(mem["instances"]),
+            f"{mem['r_bw']}/{mem['w_bw']}",
+            f"{mem['min_r_granularity'] or mem['r_bw']}/{mem['min_w_granularity'] or mem['w_bw']}",
+            f"{mem['r_cost_pj']:g}/{mem['w_cost_pj']:g}",
+            "all" if set(mem["served_dimensions"]) == all_dims else ",".join(mem["served_dimensions"]) or "-",
+        )
+    return table
+
+
+def _links_table(links: list[dict[str, Any]]) -> Table:
+    """Point-to-point links one row each; a bus one row listing every core on it."""
+    table = Table(title="links (a bus is one medium shared by all its cores)", title_justify="left")
+    for column in ("cores", "bits/cycle", "pJ/bit", "kind"):
+        table.add_column(column)
+    buses: dict[str, list[int]] = {}
+    rows: list[tuple[str, str, str, str]] = []
+    for link in links:
+        if link["bus"] is None:
+            rows.append((f"{link['a']} - {link['b']}", str(link["bandwidth"]), f"{link['energy_per_bit_pj']:g}", "link"))
+            continue
+        if link["bus"] not in buses:
+            buses[link["bus"]] = []
+            rows.append((link["bus"], str(link["bandwidth"]), f"{link['energy_per_bit_pj']:g}", "bus"))
+        buses[link["bus"]] += [end for end in (link["a"], link["b"]) if end not in buses[link["bus"]]]
+    for cores, bandwidth, energy, kind in rows:
+        label = ", ".join(map(str, buses[cores])) if kind == "bus" else cores
+        table.add_row(label, bandwidth, energy, kind if kind == "link" else f"bus ({cores})")
+    return table
 
 
 @hardware_app.command("export")
