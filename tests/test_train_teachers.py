@@ -68,3 +68,26 @@ def test_relative_teacher_paths_resolve_against_the_config_folder(tmp_path: Path
     path = folder / "student.yaml"
     path.write_text("loss: {teachers: [runs/teacher], teacher_weight: 0.5}\n")
     assert load_train_config(path).loss.teachers == [(folder / "runs" / "teacher").resolve()]
+
+
+def test_compiled_teachers_agree_with_eager_and_fall_back_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exitspace.models import build_eenn
+    from exitspace.train.teachers import TeacherEnsemble
+
+    torch.manual_seed(0)
+    models = [build_eenn(backbone="small_cnn", head_types=["pool4_fc1", "gap_fc"]) for _ in range(2)]
+    x = torch.randn(8, 3, 32, 32)
+    eager = TeacherEnsemble(models, 3.0, bf16=False)(x)
+    assert eager.shape == (8, 10) and torch.allclose(eager.sum(1), torch.ones(8))
+    compiled = TeacherEnsemble(models, 3.0, bf16=False, compile=True)(x)  # eager again where no compiler exists
+    assert torch.allclose(compiled, eager, atol=1e-4)
+
+    class Broken:
+        def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("no C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", lambda model: Broken())
+    lines: list[str] = []
+    ensemble = TeacherEnsemble(models, 3.0, bf16=False, compile=True, log=lines.append)
+    assert torch.allclose(ensemble(x), eager) and torch.allclose(ensemble(x), eager)
+    assert lines == ["teachers: torch.compile failed (RuntimeError: no C++ compiler found); running them eagerly"]

@@ -112,7 +112,8 @@ def finetune_design(
                           "(model hash differs); re-run `exitspace train` on it to rewrite the table")
     design = supernet.subnet(request.head_keys)
     design.head_grad_scale = request.head_grad_scale
-    settings = taught(qat_settings(config, design, epochs=request.epochs, lr=request.lr), load_teachers(config, splits), config)
+    teacher = load_teachers(config, splits, reporter.log)
+    settings = taught(qat_settings(config, design, epochs=request.epochs, lr=request.lr), teacher, config)
     reporter.log(f"fine-tune {'+'.join(request.head_keys)} at {request.pair[0]}/{request.pair[1]} from {run_dir}: "
                  f"{request.epochs} epochs at lr {request.lr}, head gradient scale {request.head_grad_scale}")
     history = run_phase("fine-tune", design, loaders["train"], loaders["val"], out_dir, settings, reporter,

@@ -221,11 +221,13 @@ def load_trained_model(config: TrainConfig, spec: EENNSpec, run_dir: Path, pair:
     return _to_layout(model, config)
 
 
-def load_teachers(config: TrainConfig, splits: DataSplits) -> TeacherEnsemble | None:
+def load_teachers(config: TrainConfig, splits: DataSplits,
+                  log: Callable[[str], None] | None = None) -> TeacherEnsemble | None:
     """The float final exits of the runs in ``loss.teachers`` as one ensemble; None without teachers.
 
     A teacher must have been trained on the same data split: one whose training set held this run's
-    validation images would leak their labels into the thresholds fitted on validation.
+    validation images would leak their labels into the thresholds fitted on validation. The teachers
+    are compiled when ``runtime.compile`` is on (``log`` reports a fallback to eager).
     """
     if not config.loss.teachers:
         return None
@@ -248,7 +250,8 @@ def load_teachers(config: TrainConfig, splits: DataSplits) -> TeacherEnsemble | 
         last = max(supernet.head_blocks)
         models.append(supernet.subnet([k for k, b in zip(supernet.head_keys, supernet.head_blocks) if b == last]))
         sources.append({"run_dir": str(run_dir), "model_hash": state_dict_hash(supernet)})
-    return TeacherEnsemble(models, config.loss.distill_temperature, config.runtime.bf16, sources)
+    return TeacherEnsemble(models, config.loss.distill_temperature, config.runtime.bf16, sources,
+                           compile=config.runtime.compile, log=log)
 
 
 def taught(settings: PhaseSettings, teacher: TeacherEnsemble | None, config: TrainConfig) -> PhaseSettings:
@@ -371,7 +374,7 @@ def run_training(
     spec = model_spec(config, splits)
     _open_run_dir(config, run_dir, splits)
     loaders = make_loaders(config, splits)
-    teacher = load_teachers(config, splits)
+    teacher = load_teachers(config, splits, reporter.log)
     reporter.log(f"run {config.name}: {spec.backbone} with {len(spec.head_keys)} heads, data {splits.info['dataset']} "
                  f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}, {threads} threads, "
                  f"pairs {[f'{b}/{e}' for b, e in chosen]}")
