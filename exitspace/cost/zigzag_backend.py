@@ -238,16 +238,6 @@ class ZigZagBackend:
     # -- one ZigZag run ------------------------------------------------------------------------------------------
 
     def _run_one(self, layer: Layer, core: Core) -> ZigZagDetail:
-        from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
-        from zigzag.stages.main import MainStage
-        from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
-        from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
-        from zigzag.stages.parser.accelerator_parser import AcceleratorParserStage
-        from zigzag.stages.parser.workload_parser import WorkloadParserStage
-        from zigzag.stages.results.reduce_stages import MinimalLatencyStage
-        from zigzag.stages.workload_iterator import WorkloadStage
-        from zigzag.mapping.temporal_mapping import TemporalMappingType
-
         zz_name = "layer0"
         accelerator, mem_names = accelerator_dict(core)
         workload = [workload_entry(layer, 0, zz_name)]
@@ -257,35 +247,7 @@ class ZigZagBackend:
         logger.setLevel(logging.ERROR)
         start = time.perf_counter()
         try:
-            with tempfile.TemporaryDirectory(prefix="exitspace-zigzag-") as tmp:
-                acc_path = Path(tmp) / "accelerator.yaml"
-                map_path = Path(tmp) / "mapping.yaml"
-                acc_path.write_text(yaml.safe_dump(accelerator, sort_keys=False))
-                map_path.write_text(yaml.safe_dump(mapping, sort_keys=False))
-                stages = [
-                    WorkloadParserStage,
-                    AcceleratorParserStage,
-                    WorkloadStage,
-                    MinimalLatencyStage,
-                    SpatialMappingGeneratorStage,
-                    MinimalLatencyStage,
-                    TemporalMappingGeneratorStage,
-                    CostModelStage,
-                ]
-                main = MainStage(
-                    # cast: these stage classes take keyword-only arguments that ZigZag's own StageCallable omits
-                    list_of_callables=cast("list[StageCallable]", stages),
-                    accelerator=str(acc_path),
-                    workload=workload,
-                    mapping=str(map_path),
-                    loma_lpf_limit=self.lpf_limit,
-                    loma_show_progress_bar=False,
-                    nb_mappings_generated=3,
-                    enable_mix_spatial_mapping_generation=False,
-                    access_same_data_considered_as_no_access=True,
-                    temporal_mapping_type=TemporalMappingType("uneven"),
-                )
-                answers = main.run()
+            answers = self._search(accelerator, workload, mapping)
         except ExitspaceError:
             raise
         except Exception as exc:  # ZigZag raises bare asserts / ValueErrors on what it cannot map
@@ -300,14 +262,50 @@ class ZigZagBackend:
         cme = answers[0][0]
         return _detail_from_cme(cme, layer, core, mem_names, self.name, seconds)
 
+    def _search(self, accelerator: dict[str, Any], workload: list[dict[str, Any]], mapping: list[dict[str, Any]]) -> list[Any]:
+        """ZigZag's mapping search and cost model on one layer (accelerator and mapping as YAML files)."""
+        from zigzag.mapping.temporal_mapping import TemporalMappingType
+        from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
+        from zigzag.stages.main import MainStage
+        from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
+        from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
+        from zigzag.stages.parser.accelerator_parser import AcceleratorParserStage
+        from zigzag.stages.parser.workload_parser import WorkloadParserStage
+        from zigzag.stages.results.reduce_stages import MinimalLatencyStage
+        from zigzag.stages.workload_iterator import WorkloadStage
+
+        stages = [
+            WorkloadParserStage, AcceleratorParserStage, WorkloadStage, MinimalLatencyStage,
+            SpatialMappingGeneratorStage, MinimalLatencyStage, TemporalMappingGeneratorStage, CostModelStage,
+        ]
+        with tempfile.TemporaryDirectory(prefix="exitspace-zigzag-") as tmp:
+            acc_path = Path(tmp) / "accelerator.yaml"
+            map_path = Path(tmp) / "mapping.yaml"
+            acc_path.write_text(yaml.safe_dump(accelerator, sort_keys=False))
+            map_path.write_text(yaml.safe_dump(mapping, sort_keys=False))
+            main = MainStage(
+                # cast: these stage classes take keyword-only arguments that ZigZag's own StageCallable omits
+                list_of_callables=cast("list[StageCallable]", stages),
+                accelerator=str(acc_path),
+                workload=workload,
+                mapping=str(map_path),
+                loma_lpf_limit=self.lpf_limit,
+                loma_show_progress_bar=False,
+                nb_mappings_generated=3,
+                enable_mix_spatial_mapping_generation=False,
+                access_same_data_considered_as_no_access=True,
+                temporal_mapping_type=TemporalMappingType("uneven"),
+            )
+            return list(main.run())
+
 
 def _operand_name(layer_op: Any) -> str:
     return str(getattr(layer_op, "name", layer_op))
 
 
-def _detail_from_cme(
-    cme: Any, layer: Layer, core: Core, mem_names: dict[str, str], backend: str, seconds: float
-) -> ZigZagDetail:
+def _memory_breakdown(cme: Any, mem_names: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Per memory (our names) and operand: energy, energy per data direction, word accesses per
+    direction, and traffic in bits (accesses times the port width of each direction)."""
     from zigzag.mapping.data_movement import DataDirection
 
     hierarchy = cme.accelerator.memory_hierarchy
@@ -318,22 +316,42 @@ def _detail_from_cme(
     traffic: dict[str, dict[str, float]] = {}
     for layer_op, per_level in cme.mem_energy_breakdown.items():
         operand = _operand_name(layer_op)
-        levels = hierarchy.get_memory_levels(links.layer_to_mem_op(layer_op))
-        for index, (level, value) in enumerate(zip(levels, per_level)):
+        mem_op = links.layer_to_mem_op(layer_op)
+        for index, (level, value) in enumerate(zip(hierarchy.get_memory_levels(mem_op), per_level)):
             name = mem_names.get(level.name, level.name)
             energy.setdefault(name, {})[operand] = float(value)
             further = cme.mem_energy_breakdown_further[layer_op][index]
             count = cme.memory_word_access[layer_op][index]
-            energy_dir.setdefault(name, {})[operand] = {
-                str(d.name): float(further.get(d)) for d in DataDirection
-            }
+            energy_dir.setdefault(name, {})[operand] = {str(d.name): float(further.get(d)) for d in DataDirection}
             accesses.setdefault(name, {})[operand] = {str(d.name): float(count.get(d)) for d in DataDirection}
-            mem_op = links.layer_to_mem_op(layer_op)
-            bits = 0.0
-            for direction in DataDirection:
-                width = level.get_max_bandwidth(mem_op, direction) or 0
-                bits += float(count.get(direction)) * width
-            traffic.setdefault(name, {})[operand] = bits
+            traffic.setdefault(name, {})[operand] = sum(
+                (float(count.get(d)) * (level.get_max_bandwidth(mem_op, d) or 0) for d in DataDirection), 0.0)
+    return energy, energy_dir, accesses, traffic
+
+
+def _mappings(cme: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """ZigZag's chosen spatial mapping (per array dimension), its per-operand integer form and the
+    temporal mapping (loops per memory level), as plain JSON-able values."""
+    spatial = {
+        str(oa_dim): {str(dim): float(factor) for dim, factor in single.items()}
+        for oa_dim, single in cme.layer.spatial_mapping.items()
+    }
+    spatial_int = {
+        _operand_name(op): [[[str(dim), float(f)] for dim, f in lvl] for lvl in levels]
+        for op, levels in cme.spatial_mapping_int.mapping_dict_origin.items()
+    }
+    temporal = {
+        _operand_name(op): [[str(loop) for loop in lvl] for lvl in levels]
+        for op, levels in cme.temporal_mapping.mapping_dic_stationary.items()
+    }
+    return spatial, spatial_int, temporal
+    return spatial, spatial_int, temporal
+
+
+def _detail_from_cme(
+    cme: Any, layer: Layer, core: Core, mem_names: dict[str, str], backend: str, seconds: float
+) -> ZigZagDetail:
+    energy, energy_dir, accesses, traffic = _memory_breakdown(cme, mem_names)
     drain = float(getattr(cme, "systolic_drain_cycle", 0.0))
     cost = LayerCost(
         layer=layer.name,
@@ -351,18 +369,7 @@ def _detail_from_cme(
         mem_energy_pj=energy,
         mem_traffic_bits=traffic,
     )
-    spatial = {
-        str(oa_dim): {str(dim): float(factor) for dim, factor in single.items()}
-        for oa_dim, single in cme.layer.spatial_mapping.items()
-    }
-    spatial_int = {
-        _operand_name(op): [[[str(dim), float(f)] for dim, f in lvl] for lvl in levels]
-        for op, levels in cme.spatial_mapping_int.mapping_dict_origin.items()
-    }
-    temporal = {
-        _operand_name(op): [[str(loop) for loop in lvl] for lvl in levels]
-        for op, levels in cme.temporal_mapping.mapping_dic_stationary.items()
-    }
+    spatial, spatial_int, temporal = _mappings(cme)
     return ZigZagDetail(
         cost=cost,
         ideal_cycles=float(cme.ideal_cycle),
