@@ -35,10 +35,8 @@ def _final_exits(backbone: str, heads: list[str], count: int) -> list[torch.nn.M
     models = []
     for seed in range(count):
         torch.manual_seed(seed)
-        supernet = build_eenn(backbone=backbone, head_types=heads)
-        last = max(supernet.head_blocks)
-        final = [key for key, block in zip(supernet.head_keys, supernet.head_blocks) if block == last]
-        models.append(supernet.subnet(final).to(memory_format=torch.channels_last))  # type: ignore[call-overload]
+        final_exit = build_eenn(backbone=backbone, head_types=heads).final_exit()
+        models.append(final_exit.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
     return models
 
 

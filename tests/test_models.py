@@ -153,6 +153,7 @@ def test_subnet_shares_weights_and_keeps_paper_letters() -> None:
     assert design.heads["D_pool4_fc1"] is supernet.heads["D_pool4_fc1"]
     early = supernet.subnet(["B:pool4_fc1"])
     assert early(x).shape == (2, 1, 10)
+    assert supernet.final_exit().head_keys == ["K:pool4_fc1", "K:pool4_fc2"]  # every head type at the last block
     with pytest.raises(ConfigError, match="Z:pool4_fc1"):
         supernet.subnet(["Z:pool4_fc1"])
 

@@ -237,6 +237,11 @@ class EENN(_Tagged):
         """A design cut from this supernet: the chosen heads only, sharing its weights (see EENNSubnet)."""
         return EENNSubnet(self, head_keys)
 
+    def final_exit(self) -> "EENNSubnet":
+        """This supernet cut to its final exit: every head type mounted after the last block (no early exits)."""
+        last = max(self.head_blocks)
+        return self.subnet([key for key, block in zip(self.head_keys, self.head_blocks) if block == last])
+
 
 class EENNSubnet(_Tagged):
     """Chosen heads of a supernet, sharing its modules and keeping its head keys (paper letters).

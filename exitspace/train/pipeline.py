@@ -247,8 +247,7 @@ def load_teachers(config: TrainConfig, splits: DataSplits,
                                           (FLOAT_BITS, FLOAT_BITS))
         except ConfigError as exc:
             raise ConfigError(f"loss.teachers: {exc}") from None
-        last = max(supernet.head_blocks)
-        models.append(supernet.subnet([k for k, b in zip(supernet.head_keys, supernet.head_blocks) if b == last]))
+        models.append(supernet.final_exit())
         sources.append({"run_dir": str(run_dir), "model_hash": state_dict_hash(supernet)})
     return TeacherEnsemble(models, config.loss.distill_temperature, config.runtime.bf16, sources,
                            compile=config.runtime.compile, log=log)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from exitspace.errors import ConfigError
-from exitspace.train.trainer import autocast
+from exitspace.train.trainer import autocast, compile_failure
 
 
 class TeacherEnsemble:
@@ -42,19 +42,18 @@ class TeacherEnsemble:
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         try:
-            probs = self._mean_probs(self._runners, x)
+            probs = self._mean_probs(x)
         except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
             if self._proven:
                 raise
-            first_line = (str(exc).strip().splitlines() or [""])[0][:120]
             if self.log is not None:
-                self.log(f"teachers: torch.compile failed ({type(exc).__name__}: {first_line}); running them eagerly")
+                self.log(f"teachers: {compile_failure(exc)}; running them eagerly")
             self._runners = list(self.models)
-            probs = self._mean_probs(self._runners, x)
+            probs = self._mean_probs(x)
         self._proven = True
         return probs
 
-    def _mean_probs(self, runners: Sequence[Callable[[torch.Tensor], torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+    def _mean_probs(self, x: torch.Tensor) -> torch.Tensor:
         with autocast(self.bf16):
-            probs = [F.softmax(run(x).float() / self.temperature, dim=-1).mean(1) for run in runners]  # [B, C] each
+            probs = [F.softmax(run(x).float() / self.temperature, dim=-1).mean(1) for run in self._runners]  # [B, C] each
         return torch.stack(probs).mean(0)

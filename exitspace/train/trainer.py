@@ -136,6 +136,12 @@ def rebuilt_schedule(
     return scheduler
 
 
+def compile_failure(exc: Exception) -> str:
+    """``torch.compile failed (Type: first line of the message)``, for one log line before falling back to eager."""
+    first_line = (str(exc).strip().splitlines() or [""])[0][:120]
+    return f"torch.compile failed ({type(exc).__name__}: {first_line})"
+
+
 def _compiled(model: nn.Module, reporter: Reporter, name: str) -> nn.Module:
     """``torch.compile(model)``, sharing its parameters; compiling happens at the first step."""
     reporter.log(f"{name}: compiling the training step with torch.compile (the first step takes minutes)")
@@ -201,8 +207,7 @@ class _Phase:
         except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
             if self.step_model is self.model or self.steps_done:
                 raise
-            first_line = (str(exc).strip().splitlines() or [""])[0][:120]
-            self.reporter.log(f"{self.name}: torch.compile failed ({type(exc).__name__}: {first_line}); "
+            self.reporter.log(f"{self.name}: {compile_failure(exc)}; "
                               "training eagerly (set runtime.compile: false to skip the attempt)")
             self.step_model = self.model
             return train_step(self.model, self.optimizer, self.scheduler, x, y, self.settings)
