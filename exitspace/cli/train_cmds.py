@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from rich.table import Table
 
 from exitspace.cli.app import app, console, err_console, user_errors
 
@@ -25,7 +27,7 @@ def train(
     Re-running resumes from the last epoch checkpoint and skips finished pairs.
     """
     from exitspace.train.config import load_train_config
-    from exitspace.train.pipeline import run_training
+    from exitspace.train.pipeline import LOG, run_training
     from exitspace.train.progress import Reporter
     from exitspace.train.quant import parse_pair
 
@@ -40,7 +42,7 @@ def train(
     for text in pair_list or []:
         parse_pair(text)
     target = run_dir or Path("runs") / cfg.name
-    reporter = Reporter(console=err_console, log_file=target / "train.log", log_every=cfg.runtime.log_every)
+    reporter = Reporter(console=err_console, log_file=target / LOG, log_every=cfg.runtime.log_every)
     summary = run_training(cfg, target, pairs=pair_list, reporter=reporter)
     if json_output:
         print(json.dumps({"run_dir": str(target), "pairs": {p: v["accuracy"] for p, v in summary["pairs"].items()},
@@ -72,6 +74,57 @@ def train_export(
     else:
         total = sum(info["exit_table_bytes"].values())
         console.print(f"wrote {out_dir}: {len(info['exit_table_bytes'])} exit tables ({total / 1e6:.1f} MB), summary.json, results.md")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _status_table(status: dict[str, Any]) -> Table:
+    table = Table(title=f"{status['run_dir']}: {status['name']} ({status['backbone']})",
+                  caption="val acc: the last head's on validation, after the latest epoch and at best")
+    for column in ("phase", "state", "epochs", "val acc", "best", "per epoch", "left"):
+        table.add_column(column, justify="left" if column in ("phase", "state") else "right")
+    for phase in status["phases"]:
+        within = f" +{phase['steps_into_next']} steps" if phase["steps_into_next"] else ""
+        table.add_row(phase["name"], phase["state"], f"{phase['epochs_done']}/{phase['epochs']}{within}",
+                      _percent(phase["val_acc_last_head"]), _percent(phase["best_val_acc_last_head"]),
+                      _duration(phase["seconds_per_epoch"]), _duration(phase["seconds_left"]))
+    return table
+
+
+@app.command("train-status")
+@user_errors
+def train_status(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory of `exitspace train` (finished or not)")],
+    json_output: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+) -> None:
+    """Where a training run stands: each phase's epochs, validation accuracy, pace and time left,
+    the exit tables written, and the log's last line (works while the run trains)."""
+    from exitspace.train.status import run_status
+
+    status = run_status(run_dir)
+    if json_output:
+        print(json.dumps(status))
+        return
+    console.print(_status_table(status))
+    tables = ", ".join(f"{t['pair']} {_percent(t['test_acc_last_head']) if t['written'] else 'not yet'}"
+                       for t in status["exit_tables"])
+    console.print(f"exit tables (last head, test): {tables}")
+    for phase in status["phases"]:
+        if phase["state"] == "in progress":
+            console.print(f"{phase['name']}: checkpoint saved {_duration(time.time() - phase['saved'])} ago")
+    if status["last_log_line"] is not None:
+        console.print(f"log, {_duration(status['seconds_since_log'])} ago: {status['last_log_line']}", highlight=False)
 
 
 @app.command("data-download")

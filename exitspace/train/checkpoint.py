@@ -24,10 +24,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint; one-line CheckpointError if unreadable."""
+def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint (``mmap``: tensors stay on disk until touched); one-line CheckpointError if unreadable."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except (OSError, RuntimeError, EOFError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to restart that phase") from None
 

@@ -43,6 +43,7 @@ from exitspace.train.teachers import TeacherEnsemble
 from exitspace.train.trainer import CHECKPOINT, DONE, FINAL, PhaseSettings, head_accuracy, predict, run_phase
 
 SUMMARY = "summary.json"
+LOG = "train.log"
 
 
 def exit_table_path(run_dir: Path, pair: PrecisionPair) -> Path:
@@ -366,7 +367,7 @@ def run_training(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    reporter = reporter or Reporter(log_file=run_dir / "train.log", log_every=config.runtime.log_every)
+    reporter = reporter or Reporter(log_file=run_dir / LOG, log_every=config.runtime.log_every)
     threads = configure_threads(config.runtime.threads)
     chosen = [parse_pair(p) for p in (pairs or config.qat.pairs)]
     splits = load_splits(config.data)
