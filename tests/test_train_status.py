@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from exitspace.cli.app import app
 from exitspace.cli.main import register_commands
 from exitspace.errors import CheckpointError, ConfigError
+from exitspace.train.checkpoint import load_checkpoint
 from exitspace.train.config import TrainConfig, parse_train_config
 from exitspace.train.pipeline import run_training
 from exitspace.train.progress import Reporter
@@ -44,8 +45,10 @@ def test_status_of_an_interrupted_run_then_of_the_finished_one(tmp_path: Path) -
     assert (float_phase["name"], float_phase["state"], float_phase["epochs"]) == ("float", "in progress", 3)
     assert (float_phase["epochs_done"], float_phase["steps_into_next"]) == (1, 2)
     assert 0 < float_phase["val_acc_last_head"] <= 1 and float_phase["seconds_per_epoch"] > 0
-    # two epochs left less the part of the second already trained
-    assert 0 < float_phase["seconds_left"] < 2 * float_phase["seconds_per_epoch"]
+    # two epochs left at the first one's pace, less the time already spent in the second
+    spent = load_checkpoint(tmp_path / "float" / "checkpoint.pt")["partial"]["seconds"]
+    assert spent > 0
+    assert float_phase["seconds_left"] == pytest.approx(max(0.0, 2 * float_phase["seconds_per_epoch"] - spent))
     assert (qat_phase["name"], qat_phase["directory"], qat_phase["state"]) == ("qat 8/8", "qat_b8_e8", "not started")
     assert [(t["pair"], t["written"]) for t in status["exit_tables"]] == [("32/32", False), ("8/8", False)]
     assert "float 1/3 done" in status["last_log_line"]

@@ -79,6 +79,19 @@ class SWAConfig(_Strict):
                       "weight decay and the heads' rate factors come from optim")
 
 
+class HeadsConfig(_Strict):
+    """The early exits' heads trained again on the finished backbone (and final exit), which stay frozen
+    (the "IC-only" training of Kaya et al., 2019, Shallow-Deep Networks); off at 0 epochs.
+
+    Meant for runs whose early heads were detached (``loss.head_grad_scale: 0``): they learned on features
+    that kept moving, at the low rate their group had. QAT and the float exit table start from the result.
+    """
+
+    epochs: int = Field(0, ge=0)
+    lr: float = Field(0.01, gt=0, description="initial rate, cosine-annealed to 0, times optim.head_lr_scale; "
+                      "momentum and weight decay come from optim")
+
+
 class QATConfig(_Strict):
     """Quantization-aware fine-tuning from the float checkpoint, one run per precision pair."""
 
@@ -123,7 +136,8 @@ class RuntimeConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    """A whole training run: float supernet (optionally weight-averaged), then QAT per precision pair, then exit tables."""
+    """A whole training run: float supernet (optionally weight-averaged, optionally its early heads trained
+    again), then QAT per precision pair, then exit tables."""
 
     name: str = "run"
     model: dict[str, Any] = Field(default_factory=dict, description="EENNSpec fields (exitspace.models)")
@@ -131,6 +145,7 @@ class TrainConfig(_Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     swa: SWAConfig = Field(default_factory=SWAConfig)
+    heads: HeadsConfig = Field(default_factory=HeadsConfig)
     qat: QATConfig = Field(default_factory=QATConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 

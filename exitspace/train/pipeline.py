@@ -5,6 +5,7 @@ Run directory layout (re-running resumes and skips finished work)::
     config.yaml            copy of the config used
     train.log              log lines of every run
     float/                 checkpoint.pt (latest epoch), model.pt + done.json when finished
+    swa/, heads/           the same for the optional phases after it
     qat_b8_e4/ ...         the same per quantized pair
     exit_tables/exit_table_b8_e4.npz
     summary.json           per-head val/test accuracy per pair
@@ -15,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -128,6 +131,36 @@ def _float_settings(config: TrainConfig, model: EENN | EENNSubnet) -> PhaseSetti
     )
 
 
+def _all_in_eval(model: nn.Module) -> None:
+    model.eval()
+
+
+def _heads_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
+    """The heads phase: SGD from ``heads.lr`` (times the heads' factor), cosine to 0, the whole network in eval
+    mode (the backbone's BatchNorm statistics stay as trained)."""
+    o = config.optim
+    settings = _float_settings(config, model)
+    settings.epochs = config.heads.epochs
+    settings.make_optimizer = _sgd(config.heads.lr, o.momentum, o.nesterov, o.weight_decay, _head_lr_scales(config))
+    settings.make_scheduler = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    settings.train_mode_hook = _all_in_eval
+    return settings
+
+
+@contextmanager
+def only_early_heads_learn(model: EENN) -> Iterator[None]:
+    """Freeze every parameter but the early exits' heads while the block runs."""
+    learning = {id(param) for param in model.head_parameters(final=False)}
+    frozen = [param for param in model.parameters() if id(param) not in learning and param.requires_grad]
+    for param in frozen:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in frozen:
+            param.requires_grad_(True)
+
+
 def _swa_settings(config: TrainConfig, model: EENN) -> PhaseSettings:
     swa = config.swa
     settings = _float_settings(config, model)
@@ -211,11 +244,16 @@ def _finished_weights(phase_dir: Path) -> dict[str, Any]:
     return load_checkpoint(phase_dir / FINAL)["model"]
 
 
+def base_phase(config: TrainConfig) -> str:
+    """The phase (and folder) whose weights the float exit table and every QAT phase start from."""
+    return "heads" if config.heads.epochs else "swa" if config.swa.epochs else "float"
+
+
 def load_trained_model(config: TrainConfig, spec: EENNSpec, run_dir: Path, pair: PrecisionPair) -> EENN:
-    """The finished supernet of ``pair`` in ``run_dir`` (the float weights, their SWA average, or the QAT
-    result), rebuilt without training: the network whose exit table ``exit_table_path(run_dir, pair)`` is."""
+    """The finished supernet of ``pair`` in ``run_dir`` (the float weights, their SWA average or refit heads,
+    or the QAT result), rebuilt without training: the network whose exit table ``exit_table_path(run_dir, pair)`` is."""
     model = _training_knobs(build_eenn(spec), config)
-    model.load_state_dict(_finished_weights(Path(run_dir) / ("swa" if config.swa.epochs else "float")))
+    model.load_state_dict(_finished_weights(Path(run_dir) / base_phase(config)))
     if pair != (FLOAT_BITS, FLOAT_BITS):
         quantize_model(model, pair)
         model.load_state_dict(_finished_weights(Path(run_dir) / f"qat_{pair_name(pair)}"))
@@ -289,13 +327,15 @@ class _Run:
     summary: dict[str, Any]
     float_model: EENN | None = None
 
-    def phase(self, name: str, model: nn.Module, directory: str, settings: PhaseSettings) -> list[dict[str, Any]]:
-        """Run (or resume, or load) one phase into ``run_dir / directory``."""
+    def phase(self, name: str, model: nn.Module, directory: str, settings: PhaseSettings,
+              teach: bool = True) -> list[dict[str, Any]]:
+        """Run (or resume, or load) one phase into ``run_dir / directory`` (``teach``: with the teachers, if any)."""
         return run_phase(name, model, self.loaders["train"], self.loaders["val"], self.run_dir / directory,
-                         taught(settings, self.teacher, self.config), self.reporter, self.stop_after_steps)
+                         taught(settings, self.teacher if teach else None, self.config), self.reporter,
+                         self.stop_after_steps)
 
     def float_trained(self) -> EENN:
-        """The float supernet (and its SWA average when configured), trained once per call."""
+        """The float supernet (then its SWA average and refit heads, when configured), trained once per call."""
         if self.float_model is None:
             config = self.config
             model = _to_layout(build_float_model(config, self.spec), config)
@@ -306,6 +346,12 @@ class _Run:
                 started = time.perf_counter()
                 self.summary["swa_history"] = self.phase("swa", model, "swa", _swa_settings(config, model))
                 self.summary.setdefault("swa_seconds", time.perf_counter() - started)
+            if config.heads.epochs:  # the teachers teach the final exit alone, which stays frozen here
+                started = time.perf_counter()
+                with only_early_heads_learn(model):
+                    self.summary["heads_history"] = self.phase("heads", model, "heads", _heads_settings(config, model),
+                                                               teach=False)
+                self.summary.setdefault("heads_seconds", time.perf_counter() - started)
             self.float_model = model
         return self.float_model
 
@@ -339,6 +385,7 @@ def _table_meta(config: TrainConfig, spec: EENNSpec, splits: DataSplits, teacher
     return {"model_spec": spec.model_dump(mode="json"), "dataset": splits.info["dataset"],
             "split_seed": splits.info["split_seed"], "val_size": splits.info["val_size"], "seed": config.runtime.seed,
             "config_name": config.name, **({"swa": config.swa.model_dump()} if config.swa.epochs else {}),
+            **({"heads": config.heads.model_dump()} if config.heads.epochs else {}),
             **({"teachers": teacher.sources, "teacher_weight": config.loss.teacher_weight} if teacher else {}),
             "precision_pair": list(pair),
             **({} if pair == (FLOAT_BITS, FLOAT_BITS) else

@@ -69,7 +69,9 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None)
         f"Heads `<exit>:<type>`, mounted after block bN; the final exit is {final.split(':')[0]}.",
         "Every head comes from one supernet per pair, all heads trained in one run (QAT fine-tuned from the float weights)."
         + (f" The float weights are a stochastic weight average over {len(summary['swa_history']) - 1} further epochs."
-           if summary.get("swa_history") else ""),
+           if summary.get("swa_history") else "")
+        + (f" The early exits' heads were then trained {len(summary['heads_history'])} more epochs on the frozen network."
+           if summary.get("heads_history") else ""),
         "",
         "## Test",
         "",

@@ -17,10 +17,12 @@ SAVED_CONFIG = "config.yaml"
 # Fields that may change between runs of one directory: where things are, how fast they run, how many
 # epochs (the schedule is rescaled), which pairs to add. Everything else changes what is trained; the QAT
 # recipe only while a QAT phase is half done (finished tables record the recipe that made them).
-# The SWA recipe may change (or SWA be added) only while nothing has been built on the float weights yet.
+# The SWA recipe may change (or SWA be added) only while nothing has been built on the float weights yet,
+# the heads recipe only while nothing has been built on the heads phase (QAT, exit tables).
 CHANGEABLE = ("name", "runtime.", "optim.epochs", "qat.epochs", "qat.pairs", "data.path", "data.cache_dir", "data.checksum")
 QAT_RECIPE = ("qat.",)
 SWA_RECIPE = ("swa.",)
+HEADS_RECIPE = ("heads.",)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -37,9 +39,12 @@ def _has_progress(run_dir: Path) -> bool:
     return (float_dir / CHECKPOINT).is_file() or (float_dir / FINAL).is_file() or any((run_dir / "exit_tables").glob("*.npz"))
 
 
+def _built_on_heads(run_dir: Path) -> bool:
+    return any(run_dir.glob("qat_*/*.pt")) or any((run_dir / "exit_tables").glob("*.npz"))
+
+
 def _built_on_float(run_dir: Path) -> bool:
-    return (any((run_dir / "swa").glob("*.pt")) or any(run_dir.glob("qat_*/*.pt"))
-            or any((run_dir / "exit_tables").glob("*.npz")))
+    return any((run_dir / "swa").glob("*.pt")) or any((run_dir / "heads").glob("*.pt")) or _built_on_heads(run_dir)
 
 
 def _qat_in_progress(run_dir: Path) -> bool:
@@ -73,6 +78,8 @@ def check_resumable(run_dir: Path, saved: dict[str, Any], now: dict[str, Any]) -
     ignore: tuple[str, ...] = CHANGEABLE if _qat_in_progress(Path(run_dir)) else CHANGEABLE + QAT_RECIPE
     if not _built_on_float(Path(run_dir)):
         ignore += SWA_RECIPE
+    if not _built_on_heads(Path(run_dir)):
+        ignore += HEADS_RECIPE
     changes = config_changes(saved, now, ignore)
     if changes:
         key, (old, new) = next(iter(changes.items()))

@@ -69,6 +69,8 @@ def _planned_phases(config: TrainConfig, run_dir: Path) -> list[tuple[str, str, 
     phases = [("float", "float", config.optim.epochs)]
     if config.swa.epochs:
         phases.append(("swa", "swa", config.swa.epochs))
+    if config.heads.epochs:
+        phases.append(("heads", "heads", config.heads.epochs))
     phases += [(f"qat {b}/{e}", f"qat_{pair_name((b, e))}", config.qat.epochs)
                for b, e in run_pairs(config, run_dir) if (b, e) != (FLOAT_BITS, FLOAT_BITS)]
     return phases
