@@ -70,16 +70,15 @@ def test_parameters_learn_again_after_the_phase() -> None:
     assert all(param.requires_grad for param in model.parameters())
 
 
-def test_heads_phase_resumes_and_its_recipe_is_fixed_once_qat_builds_on_it(tmp_path: Path) -> None:
+def test_heads_phase_resumes_and_its_recipe_is_fixed_once_it_has_begun(tmp_path: Path) -> None:
     uninterrupted = _train(_config(HEADS), tmp_path / "a")
     with pytest.raises(TrainingInterrupted):  # float: 4 steps, then the heads phase stops in its second epoch
         _train(_config(HEADS), tmp_path / "b", stop_after_steps=6)
-    resumed = _train(_config({"epochs": 2, "lr": 0.05}), tmp_path / "b")
+    with pytest.raises(ConfigError, match=r"^heads\.lr: "):  # the phase has begun: its recipe is fixed
+        _train(_config({"epochs": 2, "lr": 0.01}), tmp_path / "b")
+    resumed = _train(_config(HEADS), tmp_path / "b")
     assert "heads: resuming after epoch 1/2" in (tmp_path / "b" / "train.log").read_text()
     assert resumed["pairs"]["32/32"]["model_hash"] == uninterrupted["pairs"]["32/32"]["model_hash"]
-    # a table now rests on the heads phase: its recipe may no longer change
-    with pytest.raises(ConfigError, match=r"^heads\.lr: "):
-        _train(_config({"epochs": 2, "lr": 0.01}), tmp_path / "b")
     # a finished float phase with nothing built on it (copied, as the docs suggest) takes a heads phase
     _train(_config(), tmp_path / "plain")
     (tmp_path / "c").mkdir()

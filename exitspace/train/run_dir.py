@@ -18,7 +18,7 @@ SAVED_CONFIG = "config.yaml"
 # epochs (the schedule is rescaled), which pairs to add. Everything else changes what is trained; the QAT
 # recipe only while a QAT phase is half done (finished tables record the recipe that made them).
 # The SWA recipe may change (or SWA be added) only while nothing has been built on the float weights yet,
-# the heads recipe only while nothing has been built on the heads phase (QAT, exit tables).
+# the heads recipe (or the heads phase be added) only while that phase has not begun and nothing rests on it.
 CHANGEABLE = ("name", "runtime.", "optim.epochs", "qat.epochs", "qat.pairs", "data.path", "data.cache_dir", "data.checksum")
 QAT_RECIPE = ("qat.",)
 SWA_RECIPE = ("swa.",)
@@ -39,12 +39,14 @@ def _has_progress(run_dir: Path) -> bool:
     return (float_dir / CHECKPOINT).is_file() or (float_dir / FINAL).is_file() or any((run_dir / "exit_tables").glob("*.npz"))
 
 
-def _built_on_heads(run_dir: Path) -> bool:
-    return any(run_dir.glob("qat_*/*.pt")) or any((run_dir / "exit_tables").glob("*.npz"))
+def _heads_begun(run_dir: Path) -> bool:
+    """The heads phase has a checkpoint, or QAT or an exit table rests on the weights it would change."""
+    return (any((run_dir / "heads").glob("*.pt")) or any(run_dir.glob("qat_*/*.pt"))
+            or any((run_dir / "exit_tables").glob("*.npz")))
 
 
 def _built_on_float(run_dir: Path) -> bool:
-    return any((run_dir / "swa").glob("*.pt")) or any((run_dir / "heads").glob("*.pt")) or _built_on_heads(run_dir)
+    return any((run_dir / "swa").glob("*.pt")) or _heads_begun(run_dir)
 
 
 def _qat_in_progress(run_dir: Path) -> bool:
@@ -78,7 +80,7 @@ def check_resumable(run_dir: Path, saved: dict[str, Any], now: dict[str, Any]) -
     ignore: tuple[str, ...] = CHANGEABLE if _qat_in_progress(Path(run_dir)) else CHANGEABLE + QAT_RECIPE
     if not _built_on_float(Path(run_dir)):
         ignore += SWA_RECIPE
-    if not _built_on_heads(Path(run_dir)):
+    if not _heads_begun(Path(run_dir)):
         ignore += HEADS_RECIPE
     changes = config_changes(saved, now, ignore)
     if changes:
