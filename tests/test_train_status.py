@@ -42,14 +42,14 @@ def test_status_of_an_interrupted_run_then_of_the_finished_one(tmp_path: Path) -
         _train(tmp_path, stop_after_steps=STEPS_PER_EPOCH + 2)
     status = run_status(tmp_path)
     float_phase, qat_phase = status["phases"]
-    assert (float_phase["name"], float_phase["state"], float_phase["epochs"]) == ("float", "in progress", 3)
+    assert (float_phase["name"], float_phase["state"], float_phase["epochs"]) == ("float", "partial", 3)
     assert (float_phase["epochs_done"], float_phase["steps_into_next"]) == (1, 2)
     assert 0 < float_phase["val_acc_last_head"] <= 1 and float_phase["seconds_per_epoch"] > 0
     # two epochs left at the first one's pace, less the time already spent in the second
     spent = load_checkpoint(tmp_path / "float" / "checkpoint.pt")["partial"]["seconds"]
     assert spent > 0
     assert float_phase["seconds_left"] == pytest.approx(max(0.0, 2 * float_phase["seconds_per_epoch"] - spent))
-    assert (qat_phase["name"], qat_phase["directory"], qat_phase["state"]) == ("qat 8/8", "qat_b8_e8", "not started")
+    assert (qat_phase["name"], qat_phase["directory"], qat_phase["state"]) == ("qat 8/8", "qat_b8_e8", "to do")
     assert [(t["pair"], t["written"]) for t in status["exit_tables"]] == [("32/32", False), ("8/8", False)]
     assert "float 1/3 done" in status["last_log_line"]
 
@@ -76,7 +76,7 @@ def test_cli_prints_a_table_or_json_and_bad_directories_get_one_line(tmp_path: P
     run_dir = tmp_path / "run"
     _train(run_dir, pairs=["32/32"])
     result = runner.invoke(app, ["train-status", str(run_dir)])
-    assert result.exit_code == 0 and "float" in result.output and "not started" in result.output
+    assert result.exit_code == 0 and "float" in result.output and "to do" in result.output
     assert "32/32" in result.output and "not yet" in result.output
     parsed = json.loads(runner.invoke(app, ["train-status", str(run_dir), "--json"]).output)
     assert parsed["name"] == "tiny" and parsed["phases"][0]["state"] == "done"

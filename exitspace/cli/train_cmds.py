@@ -91,13 +91,14 @@ def _percent(value: float | None) -> str:
 
 def _status_table(status: dict[str, Any]) -> Table:
     table = Table(title=f"{status['run_dir']}: {status['name']} ({status['backbone']})",
-                  caption="val acc: the last head's on validation, after the latest epoch and at best")
-    for column in ("phase", "state", "epochs", "val acc", "best", "per epoch", "left"):
+                  caption="validation accuracy: last head (latest, best epoch), first head")
+    for column in ("phase", "state", "epochs", "last", "best", "first", "per epoch", "left"):
         table.add_column(column, justify="left" if column in ("phase", "state") else "right")
     for phase in status["phases"]:
         within = f" +{phase['steps_into_next']} steps" if phase["steps_into_next"] else ""
         table.add_row(phase["name"], phase["state"], f"{phase['epochs_done']}/{phase['epochs']}{within}",
                       _percent(phase["val_acc_last_head"]), _percent(phase["best_val_acc_last_head"]),
+                      _percent(phase["val_acc_first_head"]),
                       _duration(phase["seconds_per_epoch"]), _duration(phase["seconds_left"]))
     return table
 
@@ -121,7 +122,7 @@ def train_status(
                        for t in status["exit_tables"])
     console.print(f"exit tables (last head, test): {tables}")
     for phase in status["phases"]:
-        if phase["state"] == "in progress":
+        if phase["state"] == "partial":
             console.print(f"{phase['name']}: checkpoint saved {_duration(time.time() - phase['saved'])} ago")
     if status["last_log_line"] is not None:
         console.print(f"log, {_duration(status['seconds_since_log'])} ago: {status['last_log_line']}", highlight=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from exitspace.errors import CheckpointError, ConfigError
+from exitspace.models import EENNSpec
 from exitspace.train.checkpoint import load_checkpoint
 from exitspace.train.config import TrainConfig, load_train_config
 from exitspace.train.pipeline import LOG, SUMMARY, exit_table_path
@@ -23,7 +24,7 @@ PACE_EPOCHS = 5  # the pace is the median of this many latest epochs (it changes
 
 @dataclass
 class PhaseStatus:
-    """One phase of a run: ``state`` is "done", "in progress" (a checkpoint, no done.json) or "not started"."""
+    """One phase of a run: ``state`` is "done", "partial" (a checkpoint, no done.json) or "to do"."""
 
     name: str
     directory: str
@@ -33,8 +34,9 @@ class PhaseStatus:
     steps_into_next: int = 0
     val_acc_last_head: float | None = None  # after the last finished epoch (the final exit's last head, as logged)
     best_val_acc_last_head: float | None = None
+    val_acc_first_head: float | None = None  # after the last finished epoch: how the earliest exit develops
     seconds_per_epoch: float | None = None  # median over the last PACE_EPOCHS finished epochs
-    seconds_left: float | None = None  # this phase's remaining epochs at that pace (in progress only)
+    seconds_left: float | None = None  # this phase's remaining epochs at that pace (partial phases only)
     saved: float | None = None  # Unix time of the phase's latest file
 
 
@@ -92,6 +94,9 @@ def _from_history(status: PhaseStatus, history: list[dict[str, Any]]) -> None:
     accuracies = [record["val_acc_last_head"] for record in history if "val_acc_last_head" in record]
     if accuracies:
         status.val_acc_last_head, status.best_val_acc_last_head = accuracies[-1], max(accuracies)
+    firsts = [record["val_acc_first_head"] for record in history if "val_acc_first_head" in record]
+    if firsts:
+        status.val_acc_first_head = firsts[-1]
     seconds = [record["seconds"] for record in history if "seconds" in record][-PACE_EPOCHS:]
     if seconds:
         status.seconds_per_epoch = statistics.median(seconds)
@@ -100,7 +105,7 @@ def _from_history(status: PhaseStatus, history: list[dict[str, Any]]) -> None:
 def phase_status(run_dir: Path, name: str, directory: str, epochs: int) -> PhaseStatus:
     """The status of one phase from its ``done.json`` or its checkpoint (read memory-mapped)."""
     phase_dir = run_dir / directory
-    status = PhaseStatus(name=name, directory=directory, state="not started", epochs=epochs)
+    status = PhaseStatus(name=name, directory=directory, state="to do", epochs=epochs)
     if (phase_dir / DONE).is_file():
         done = _json_object(phase_dir / DONE)
         status.state, status.epochs = "done", int(done.get("epochs", epochs))
@@ -108,7 +113,7 @@ def phase_status(run_dir: Path, name: str, directory: str, epochs: int) -> Phase
         _from_history(status, done.get("history", []))
     elif (phase_dir / CHECKPOINT).is_file():
         state = load_checkpoint(phase_dir / CHECKPOINT, mmap=True)
-        status.state, status.saved = "in progress", (phase_dir / CHECKPOINT).stat().st_mtime
+        status.state, status.saved = "partial", (phase_dir / CHECKPOINT).stat().st_mtime
         status.epochs_done, status.steps_into_next = int(state["epoch"]), int(state.get("step", 0))
         _from_history(status, list(state["history"]))
         if status.seconds_per_epoch is not None:
@@ -149,7 +154,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     phases = [phase_status(run_dir, *planned) for planned in _planned_phases(config, run_dir)]
     log_path = run_dir / LOG
     return {
-        "run_dir": str(run_dir), "name": config.name, "backbone": config.model.get("backbone"),
+        "run_dir": str(run_dir), "name": config.name, "backbone": EENNSpec.parse(config.model).backbone,
         "phases": [asdict(phase) for phase in phases], "exit_tables": [asdict(t) for t in _tables(config, run_dir)],
         "last_log_line": _last_log_line(run_dir),
         "seconds_since_log": time.time() - log_path.stat().st_mtime if log_path.is_file() else None,
