@@ -66,15 +66,15 @@ def run_pairs(config: TrainConfig, run_dir: Path) -> list[PrecisionPair]:
     return pairs
 
 
-def _planned_phases(config: TrainConfig, run_dir: Path) -> list[tuple[str, str, int]]:
-    """(name, directory, epochs) of every phase of the run."""
+def _planned_phases(config: TrainConfig, pairs: list[PrecisionPair]) -> list[tuple[str, str, int]]:
+    """(name, directory, epochs) of every phase of the run, QAT ones for ``pairs``."""
     phases = [("float", "float", config.optim.epochs)]
     if config.swa.epochs:
         phases.append(("swa", "swa", config.swa.epochs))
     if config.heads.epochs:
         phases.append(("heads", "heads", config.heads.epochs))
     phases += [(f"qat {b}/{e}", f"qat_{pair_name((b, e))}", config.qat.epochs)
-               for b, e in run_pairs(config, run_dir) if (b, e) != (FLOAT_BITS, FLOAT_BITS)]
+               for b, e in pairs if (b, e) != (FLOAT_BITS, FLOAT_BITS)]
     return phases
 
 
@@ -122,11 +122,11 @@ def phase_status(run_dir: Path, name: str, directory: str, epochs: int) -> Phase
     return status
 
 
-def _tables(config: TrainConfig, run_dir: Path) -> list[TableStatus]:
+def _tables(run_dir: Path, pairs: list[PrecisionPair]) -> list[TableStatus]:
     summary = _json_object(run_dir / SUMMARY) if (run_dir / SUMMARY).is_file() else {}
     final_key = (summary.get("head_keys") or [None])[-1]
     tables = []
-    for pair in run_pairs(config, run_dir):
+    for pair in pairs:
         key = f"{pair[0]}/{pair[1]}"
         written = exit_table_path(run_dir, pair).is_file()
         accuracy = summary.get("pairs", {}).get(key, {}).get("accuracy", {}).get("test", {}).get(final_key)
@@ -151,11 +151,12 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"{run_dir}: not a training run directory (no {SAVED_CONFIG}); "
                           f"start one with `exitspace train CONFIG --run-dir {run_dir}`")
     config = load_train_config(run_dir / SAVED_CONFIG)
-    phases = [phase_status(run_dir, *planned) for planned in _planned_phases(config, run_dir)]
+    pairs = run_pairs(config, run_dir)
+    phases = [phase_status(run_dir, *planned) for planned in _planned_phases(config, pairs)]
     log_path = run_dir / LOG
     return {
         "run_dir": str(run_dir), "name": config.name, "backbone": EENNSpec.parse(config.model).backbone,
-        "phases": [asdict(phase) for phase in phases], "exit_tables": [asdict(t) for t in _tables(config, run_dir)],
+        "phases": [asdict(phase) for phase in phases], "exit_tables": [asdict(t) for t in _tables(run_dir, pairs)],
         "last_log_line": _last_log_line(run_dir),
         "seconds_since_log": time.time() - log_path.stat().st_mtime if log_path.is_file() else None,
     }
