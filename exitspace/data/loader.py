@@ -8,6 +8,7 @@ import torch
 
 from exitspace.data.augment import cutout, normalize, random_crop, random_flip
 from exitspace.data.base import ArrayDataset
+from exitspace.data.trivial_augment import trivial_augment
 
 
 class BatchLoader:
@@ -28,6 +29,7 @@ class BatchLoader:
         crop_padding: int = 4,
         flip: bool = True,
         cutout_size: int = 0,
+        trivial: bool = False,
         drop_last: bool = False,
         seed: int = 0,
         channels_last: bool = False,
@@ -36,7 +38,7 @@ class BatchLoader:
         self.labels = torch.from_numpy(dataset.labels)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.crop_padding, self.flip, self.drop_last = crop_padding, flip, drop_last
-        self.cutout_size = cutout_size
+        self.cutout_size, self.trivial = cutout_size, trivial
         self.mean, self.std, self.seed, self.channels_last = mean, std, seed, channels_last
 
     def __len__(self) -> int:
@@ -60,6 +62,8 @@ class BatchLoader:
                 images = random_crop(images, self.crop_padding, generator)
                 if self.flip:
                     images = random_flip(images, generator)
+                if self.trivial:
+                    images = trivial_augment(images, generator)
             x = normalize(images, self.mean, self.std)
             if self.augment and self.cutout_size:
                 x = cutout(x, self.cutout_size, generator)

@@ -31,6 +31,8 @@ class DataConfig(BaseModel):
     crop_padding: int = Field(4, ge=0)
     flip: bool = True
     cutout: int = Field(0, ge=0, description="side in px of the square zeroed per training image (0 = off)")
+    trivial_augment: bool = Field(False, description="one random TrivialAugment operation per training image, "
+                                  "after crop and flip, before cutout")
     # synthetic only
     synthetic_train: int = Field(512, ge=16)
     synthetic_test: int = Field(256, ge=16)

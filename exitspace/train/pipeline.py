@@ -81,8 +81,8 @@ def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoad
     d = config.data
     return {
         "train": BatchLoader(splits.train, config.optim.batch_size, shuffle=True, augment=d.augment,
-                             crop_padding=d.crop_padding, flip=d.flip, cutout_size=d.cutout, drop_last=True,
-                             seed=config.runtime.seed, **common),
+                             crop_padding=d.crop_padding, flip=d.flip, cutout_size=d.cutout,
+                             trivial=d.trivial_augment, drop_last=True, seed=config.runtime.seed, **common),
         "val": BatchLoader(splits.val, config.runtime.eval_batch_size, **common),
         "test": BatchLoader(splits.test, config.runtime.eval_batch_size, **common),
     }
