@@ -8,6 +8,7 @@ import pytest
 
 from exitspace.config import OBJECTIVES, load_config, parse_config
 from exitspace.errors import ConfigError
+from exitspace.train.config import load_train_config
 
 
 @pytest.mark.parametrize("name", ["default", "resnet20_cifar10", "mobilenetv2_cifar10"])
@@ -63,3 +64,14 @@ def test_overrides_and_name_from_file(tmp_path: Path) -> None:
 def test_missing_config_file() -> None:
     with pytest.raises(ConfigError, match="not a file and not a named config"):
         load_config("no_such_config")
+
+
+TRAIN_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "train").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.stem)
+def test_shipped_training_configs_load(path: Path) -> None:
+    config = load_train_config(path)
+    assert config.name.removeprefix("diag_") == path.stem  # run directories default to runs/<name>
+    if config.data.name == "cifar10":
+        assert config.data.path is not None and config.data.path.name == "cifar10-jpeg.tar.gz"
