@@ -160,9 +160,9 @@ def trivial_augment(images: torch.Tensor, generator: torch.Generator) -> torch.T
     strength = torch.randint(0, STRENGTH_BINS, (n,), generator=generator).float() / (STRENGTH_BINS - 1)
     sign = torch.randint(0, 2, (n,), generator=generator).float() * 2.0 - 1.0
     out = images.to(torch.float32)
-    for k, operation in enumerate(OPERATIONS.values()):
+    for k, (name, operation) in enumerate(OPERATIONS.items()):
         picked = (choice == k).nonzero().squeeze(1)
-        if k == 0 or picked.numel() == 0:
+        if name == "identity" or picked.numel() == 0:
             continue
         out[picked] = operation(out[picked], strength[picked], sign[picked])
     return out.round_().clamp_(0.0, 255.0).to(torch.uint8)
