@@ -27,15 +27,19 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from exitspace.models import build_eenn  # noqa: E402
+from exitspace.models.common import keep_depthwise_in_float  # noqa: E402
 from exitspace.train.teachers import TeacherEnsemble  # noqa: E402
 
 
 def _final_exits(backbone: str, heads: list[str], count: int) -> list[torch.nn.Module]:
-    """``count`` networks of ``backbone`` cut to their final-exit heads, channels_last like training."""
+    """``count`` networks of ``backbone`` cut to their final-exit heads, channels_last and with depthwise convs in
+    float32 like ``load_teachers``' teachers."""
     models = []
     for seed in range(count):
         torch.manual_seed(seed)
-        final_exit = build_eenn(backbone=backbone, head_types=heads).final_exit()
+        supernet = build_eenn(backbone=backbone, head_types=heads)
+        keep_depthwise_in_float(supernet)
+        final_exit = supernet.final_exit()
         models.append(final_exit.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
     return models
 

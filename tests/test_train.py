@@ -316,3 +316,15 @@ def test_resume_within_an_epoch_matches_uninterrupted(tmp_path: Path) -> None:
     first = json.loads((tmp_path / "a" / "summary.json").read_text())["float_history"]
     resumed = json.loads((tmp_path / "b" / "summary.json").read_text())["float_history"]
     assert [r["train_loss"] for r in resumed] == pytest.approx([r["train_loss"] for r in first])
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04truncated zip"])
+def test_corrupt_checkpoint_is_a_one_line_error(tmp_path: Path, content: bytes) -> None:
+    from exitspace.errors import CheckpointError
+    from exitspace.train.checkpoint import load_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"unreadable checkpoint .*delete it to restart that phase") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)

@@ -9,20 +9,32 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) 
     """Zero-pad ``[N, C, H, W]`` by ``padding`` px and take one random HxW crop per image (one gather)."""
     if padding <= 0:
         return images
-    n, c, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    n = images.shape[0]
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, :, None]  # [N, H, 1]
-    cols = (dx[:, None] + torch.arange(w))[:, None, :]  # [N, 1, W]
+    return crop_at(images, padding, dy, dx)
+
+
+def crop_at(images: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Zero-pad ``[N, C, H, W]`` by ``padding`` px and crop image i at offset (``dy[i]``, ``dx[i]``), each in [0, 2 * padding]."""
+    if padding <= 0:
+        return images
+    n, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    rows = (dy.long()[:, None] + torch.arange(h))[:, :, None]  # [N, H, 1]
+    cols = (dx.long()[:, None] + torch.arange(w))[:, None, :]  # [N, 1, W]
     batch = torch.arange(n)[:, None, None]
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # [N, C, H, W]
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Mirror each image horizontally with probability ``p``."""
-    flip = torch.rand(images.shape[0], generator=generator) < p
-    return torch.where(flip[:, None, None, None], images.flip(3), images)
+    return flip_where(images, torch.rand(images.shape[0], generator=generator) < p)
+
+
+def flip_where(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror image i horizontally where ``flip[i]`` is true."""
+    return torch.where(flip.bool()[:, None, None, None], images.flip(3), images)
 
 
 def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:

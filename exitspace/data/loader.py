@@ -9,6 +9,7 @@ import torch
 from exitspace.data.augment import cutout, normalize, random_crop, random_flip
 from exitspace.data.base import ArrayDataset
 from exitspace.data.trivial_augment import trivial_augment
+from exitspace.data.views import FixedViews, view_images
 
 
 class BatchLoader:
@@ -16,6 +17,9 @@ class BatchLoader:
 
     The order and augmentation of epoch ``e`` depend only on ``(seed, e)``, so a run resumed at an
     epoch boundary, or within an epoch (``skip``), sees exactly the batches an uninterrupted run would.
+    With ``views`` (and ``augment``), each image's crop and flip is one of its fixed views, drawn per
+    epoch, instead of a fresh random one; ``epoch_with_targets`` adds that view's soft target ``[B, C]``
+    (None without views). Trivial augment and cutout still apply on top.
     """
 
     def __init__(
@@ -33,6 +37,7 @@ class BatchLoader:
         drop_last: bool = False,
         seed: int = 0,
         channels_last: bool = False,
+        views: FixedViews | None = None,
     ) -> None:
         self.images = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
         self.labels = torch.from_numpy(dataset.labels)
@@ -40,6 +45,9 @@ class BatchLoader:
         self.crop_padding, self.flip, self.drop_last = crop_padding, flip, drop_last
         self.cutout_size, self.trivial = cutout_size, trivial
         self.mean, self.std, self.seed, self.channels_last = mean, std, seed, channels_last
+        if views is not None and views.offsets.shape[0] != self.labels.shape[0]:
+            raise ValueError(f"views: {views.offsets.shape[0]} images' views for a dataset of {self.labels.shape[0]}")
+        self.views = views
 
     def __len__(self) -> int:
         n = self.labels.shape[0]
@@ -51,17 +59,27 @@ class BatchLoader:
         return len(self) * self.batch_size if self.drop_last else int(self.labels.shape[0])
 
     def epoch(self, epoch: int = 0, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of one epoch, without its first ``skip`` (drawn all the same, so the rest match)."""
+        """The batches ``(x, y)`` of one epoch, without its first ``skip`` (drawn all the same, so the rest match)."""
+        for x, y, _ in self.epoch_with_targets(epoch, skip):
+            yield x, y
+
+    def epoch_with_targets(self, epoch: int = 0, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """As ``epoch``, with each batch's soft targets from the fixed views (None without views): ``(x, y, targets)``."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         n = self.labels.shape[0]
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            images = self.images[index]
+            images, targets = self.images[index], None
             if self.augment:
-                images = random_crop(images, self.crop_padding, generator)
-                if self.flip:
-                    images = random_flip(images, generator)
+                if self.views is not None:
+                    pick = torch.randint(0, self.views.per_image, (index.shape[0],), generator=generator)
+                    images = view_images(images, self.views.offsets[index, pick], self.crop_padding)
+                    targets = self.views.targets[index, pick].float()
+                else:
+                    images = random_crop(images, self.crop_padding, generator)
+                    if self.flip:
+                        images = random_flip(images, generator)
                 if self.trivial:
                     images = trivial_augment(images, generator)
             x = normalize(images, self.mean, self.std)
@@ -71,7 +89,7 @@ class BatchLoader:
                 continue
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[index]
+            yield x, self.labels[index], targets
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.epoch(0)

@@ -58,12 +58,19 @@ class LossConfig(_Strict):
     )
     teacher_weight: float = Field(0.0, ge=0, le=1, description="share of each final-exit head's loss taken from "
                                   "the teachers' softened mean prediction (at distill_temperature)")
+    teacher_views: int = Field(
+        0, ge=0, description="0: the teachers predict every training batch as it comes; K > 0: each training image "
+        "gets K fixed crop/flip views, predicted once before training (kept in the run directory), and every "
+        "epoch shows one of them with its prediction (for teachers much slower than the student)",
+    )
 
     @model_validator(mode="after")
     def _teachers_and_weight(self) -> "LossConfig":
         if bool(self.teachers) != (self.teacher_weight > 0):
             raise ValueError("teachers and teacher_weight go together; give both (a run directory and a weight "
                              "in (0, 1]) or neither")
+        if self.teacher_views and not self.teachers:
+            raise ValueError("teacher_views needs teachers; give loss.teachers and loss.teacher_weight, or set it to 0")
         return self
 
 
@@ -148,6 +155,13 @@ class TrainConfig(_Strict):
     heads: HeadsConfig = Field(default_factory=HeadsConfig)
     qat: QATConfig = Field(default_factory=QATConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="after")
+    def _views_need_augmentation(self) -> "TrainConfig":
+        if self.loss.teacher_views and not self.data.augment:
+            raise ValueError("loss.teacher_views: the views are random crops and flips; set data.augment: true, "
+                             "or loss.teacher_views: 0")
+        return self
 
 
 def _first_error(exc: ValidationError, prefix: str = "") -> str:

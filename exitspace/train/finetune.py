@@ -26,7 +26,7 @@ from exitspace.errors import ConfigError
 from exitspace.train.checkpoint import state_dict_hash
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.pipeline import (
-    configure_threads, exit_table_path, load_teachers, load_trained_model, make_loaders, model_spec, qat_settings, taught,
+    configure_threads, exit_table_path, load_trained_model, model_spec, qat_settings, taught, teaching,
     write_exit_table,
 )
 from exitspace.train.progress import Reporter
@@ -104,7 +104,7 @@ def finetune_design(
         reporter.log_file = out_dir / "finetune.log"
     configure_threads(threads or config.runtime.threads)
     splits = load_splits(config.data)
-    loaders = make_loaders(config, splits)
+    loaders, teacher = teaching(config, splits, run_dir, reporter.log)
     supernet = load_trained_model(config, model_spec(config, splits), run_dir, request.pair)
     source_hash = state_dict_hash(supernet)
     if source_hash != supernet_table.meta.get("model_hash"):
@@ -112,7 +112,6 @@ def finetune_design(
                           "(model hash differs); re-run `exitspace train` on it to rewrite the table")
     design = supernet.subnet(request.head_keys)
     design.head_grad_scale = request.head_grad_scale
-    teacher = load_teachers(config, splits, reporter.log)
     settings = taught(qat_settings(config, design, epochs=request.epochs, lr=request.lr), teacher, config)
     reporter.log(f"fine-tune {'+'.join(request.head_keys)} at {request.pair[0]}/{request.pair[1]} from {run_dir}: "
                  f"{request.epochs} epochs at lr {request.lr}, head gradient scale {request.head_grad_scale}")

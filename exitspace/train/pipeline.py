@@ -8,6 +8,7 @@ Run directory layout (re-running resumes and skips finished work)::
     swa/, heads/           the same for the optional phases after it
     qat_b8_e4/ ...         the same per quantized pair
     exit_tables/exit_table_b8_e4.npz
+    teacher_views.pt       the teachers' predictions of fixed training views (with loss.teacher_views)
     summary.json           per-head val/test accuracy per pair
 """
 
@@ -30,6 +31,7 @@ from torch import nn
 from exitspace.data.base import DataSplits
 from exitspace.data.loader import BatchLoader
 from exitspace.data.registry import load_splits
+from exitspace.data.views import FixedViews
 from exitspace.errors import ConfigError
 from exitspace.models import EENN, EENNSpec, EENNSubnet, build_eenn
 from exitspace.models.common import keep_depthwise_in_float
@@ -42,6 +44,7 @@ from exitspace.train.quant import (
     FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
 )
 from exitspace.train.run_dir import SAVED_CONFIG, check_resumable, saved_config
+from exitspace.train.teacher_views import fixed_teacher_views
 from exitspace.train.teachers import TeacherEnsemble
 from exitspace.train.trainer import CHECKPOINT, DONE, FINAL, PhaseSettings, head_accuracy, predict, run_phase
 
@@ -73,8 +76,8 @@ def _resolved_dump(config: TrainConfig, splits: DataSplits) -> dict[str, Any]:
     return {**config.model_dump(mode="json"), "model": model_spec(config, splits).model_dump(mode="json")}
 
 
-def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoader]:
-    """Train (shuffled, augmented, drop_last) and val/test (in order) loaders."""
+def make_loaders(config: TrainConfig, splits: DataSplits, views: FixedViews | None = None) -> dict[str, BatchLoader]:
+    """Train (shuffled, augmented, drop_last; on fixed ``views`` when given) and val/test (in order) loaders."""
     mean, std = torch.tensor(splits.info["mean"]), torch.tensor(splits.info["std"])
     cl = config.runtime.channels_last
     common: dict[str, Any] = dict(mean=mean, std=std, channels_last=cl)
@@ -82,7 +85,7 @@ def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoad
     return {
         "train": BatchLoader(splits.train, config.optim.batch_size, shuffle=True, augment=d.augment,
                              crop_padding=d.crop_padding, flip=d.flip, cutout_size=d.cutout,
-                             trivial=d.trivial_augment, drop_last=True, seed=config.runtime.seed, **common),
+                             trivial=d.trivial_augment, drop_last=True, seed=config.runtime.seed, views=views, **common),
         "val": BatchLoader(splits.val, config.runtime.eval_batch_size, **common),
         "test": BatchLoader(splits.test, config.runtime.eval_batch_size, **common),
     }
@@ -292,6 +295,16 @@ def load_teachers(config: TrainConfig, splits: DataSplits,
                            compile=config.runtime.compile, log=log)
 
 
+def teaching(config: TrainConfig, splits: DataSplits, run_dir: Path,
+             log: Callable[[str], None]) -> tuple[dict[str, BatchLoader], TeacherEnsemble | None]:
+    """The run's loaders and teachers; with ``loss.teacher_views``, the training loader shows the fixed views
+    whose teacher predictions ``run_dir`` keeps (built first when missing)."""
+    teacher = load_teachers(config, splits, log)
+    views = (fixed_teacher_views(config, splits, teacher, run_dir, log)
+             if teacher is not None and config.loss.teacher_views else None)
+    return make_loaders(config, splits, views), teacher
+
+
 def taught(settings: PhaseSettings, teacher: TeacherEnsemble | None, config: TrainConfig) -> PhaseSettings:
     """``settings`` with the teacher ensemble and ``loss.teacher_weight`` (no change without a teacher)."""
     settings.teacher = teacher
@@ -386,7 +399,8 @@ def _table_meta(config: TrainConfig, spec: EENNSpec, splits: DataSplits, teacher
             "split_seed": splits.info["split_seed"], "val_size": splits.info["val_size"], "seed": config.runtime.seed,
             "config_name": config.name, **({"swa": config.swa.model_dump()} if config.swa.epochs else {}),
             **({"heads": config.heads.model_dump()} if config.heads.epochs else {}),
-            **({"teachers": teacher.sources, "teacher_weight": config.loss.teacher_weight} if teacher else {}),
+            **({"teachers": teacher.sources, "teacher_weight": config.loss.teacher_weight,
+                "teacher_views": config.loss.teacher_views} if teacher else {}),
             "precision_pair": list(pair),
             **({} if pair == (FLOAT_BITS, FLOAT_BITS) else
                {"qat": {"epochs": config.qat.epochs, "lr": config.qat.lr, "freeze_bn": config.qat.freeze_bn}})}
@@ -420,8 +434,7 @@ def run_training(
     splits = load_splits(config.data)
     spec = model_spec(config, splits)
     _open_run_dir(config, run_dir, splits)
-    loaders = make_loaders(config, splits)
-    teacher = load_teachers(config, splits, reporter.log)
+    loaders, teacher = teaching(config, splits, run_dir, reporter.log)
     reporter.log(f"run {config.name}: {spec.backbone} with {len(spec.head_keys)} heads, data {splits.info['dataset']} "
                  f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}, {threads} threads, "
                  f"pairs {[f'{b}/{e}' for b, e in chosen]}")

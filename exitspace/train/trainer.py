@@ -86,9 +86,14 @@ def train_step(
     x: torch.Tensor,
     y: torch.Tensor,
     settings: PhaseSettings,
+    stored_teacher_probs: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on the joint loss; returns (logits, loss)."""
-    teacher_probs = settings.teacher(x) if settings.teacher is not None and settings.teacher_weight > 0 else None
+    """One optimisation step on the joint loss; returns (logits, loss). The teachers' soft labels come from
+    ``stored_teacher_probs`` (fixed views) when given, else from ``settings.teacher``."""
+    teacher_probs = None
+    if settings.teacher_weight > 0:
+        teacher_probs = stored_teacher_probs if stored_teacher_probs is not None else (
+            settings.teacher(x) if settings.teacher is not None else None)
     with autocast(settings.bf16):
         logits = model(x)
     loss, _ = eenn_loss(logits, y, settings.weights, settings.final_mask, settings.label_smoothing,
@@ -200,17 +205,18 @@ class _Phase:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "history": self.history, "phase": self.name, **averaged, **more})
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One training step; when the compiled model fails on the phase's first step, fall back to eager."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step (``soft``: the batch's stored teacher predictions, if any); when the compiled model
+        fails on the phase's first step, fall back to eager."""
         try:
-            return train_step(self.step_model, self.optimizer, self.scheduler, x, y, self.settings)
+            return train_step(self.step_model, self.optimizer, self.scheduler, x, y, self.settings, soft)
         except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
             if self.step_model is self.model or self.steps_done:
                 raise
             self.reporter.log(f"{self.name}: {compile_failure(exc)}; "
                               "training eagerly (set runtime.compile: false to skip the attempt)")
             self.step_model = self.model
-            return train_step(self.model, self.optimizer, self.scheduler, x, y, self.settings)
+            return train_step(self.model, self.optimizer, self.scheduler, x, y, self.settings, soft)
 
     def run_epoch(self, epoch: int, stop_after_steps: int | None) -> None:
         """Train and validate one epoch, update the SWA average, checkpoint."""
@@ -236,8 +242,8 @@ class _Phase:
             seen, before = int(self.partial["seen"]), float(self.partial["seconds"])
         started, last_save = time.perf_counter() - before, time.perf_counter()
         minutes = self.settings.checkpoint_minutes
-        for step, (x, y) in enumerate(self.train_loader.epoch(epoch, skip=skip), start=skip):
-            logits, loss = self.step(x, y)
+        for step, (x, y, soft) in enumerate(self.train_loader.epoch_with_targets(epoch, skip=skip), start=skip):
+            logits, loss = self.step(x, y, soft)
             with torch.no_grad():
                 loss_sum += loss.detach() * y.shape[0]
                 correct += (logits[:, -1].argmax(-1) == y).sum()
