@@ -178,3 +178,19 @@ def test_views_guards_are_one_line() -> None:
                             "data": {"augment": False}})
     with pytest.raises(ConfigError, match=r"loss.teacher_views: .*greater than or equal to 0"):
         parse_train_config({"loss": {"teacher_views": -1}})
+
+
+def test_status_reports_the_views_build(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from exitspace.cli.app import app
+    from exitspace.cli.main import register_commands
+    from exitspace.train.status import run_status
+
+    teacher_dir = _teacher_run(tmp_path)
+    assert run_status(teacher_dir)["teacher_views"] is None
+    _train(_student(teacher_dir, teacher_views=2), tmp_path / "student")
+    assert run_status(tmp_path / "student")["teacher_views"] == {"per_image": 2, "images_done": 256, "images": 256}
+    register_commands()
+    output = CliRunner().invoke(app, ["train-status", str(tmp_path / "student")]).output
+    assert "teacher views: 2 per training image, 256/256 images predicted" in output

@@ -121,6 +121,10 @@ def train_status(
     tables = ", ".join(f"{t['pair']} {_percent(t['test_acc_last_head']) if t['written'] else 'not yet'}"
                        for t in status["exit_tables"])
     console.print(f"exit tables (last head, test): {tables}")
+    views = status["teacher_views"]
+    if views is not None:
+        built = f"{views['images_done']}/{views['images']} images predicted" if views["images"] else "not built yet"
+        console.print(f"teacher views: {views['per_image']} per training image, {built}")
     for phase in status["phases"]:
         if phase["state"] == "partial":
             console.print(f"{phase['name']}: checkpoint saved {_duration(time.time() - phase['saved'])} ago")

@@ -17,6 +17,7 @@ from exitspace.train.config import TrainConfig, load_train_config
 from exitspace.train.pipeline import LOG, SUMMARY, exit_table_path
 from exitspace.train.quant import FLOAT_BITS, PrecisionPair, pair_name, parse_pair
 from exitspace.train.run_dir import SAVED_CONFIG
+from exitspace.train.teacher_views import VIEWS_FILE
 from exitspace.train.trainer import CHECKPOINT, DONE
 
 PACE_EPOCHS = 5  # the pace is the median of this many latest epochs (it changes when the machine is shared)
@@ -134,6 +135,18 @@ def _tables(run_dir: Path, pairs: list[PrecisionPair]) -> list[TableStatus]:
     return tables
 
 
+def _teacher_views(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
+    """With ``loss.teacher_views``: views per image, and how many training images the teachers have predicted
+    (``images`` is None before the build has saved anything)."""
+    if not config.loss.teacher_views:
+        return None
+    views: dict[str, Any] = {"per_image": config.loss.teacher_views, "images_done": 0, "images": None}
+    if (run_dir / VIEWS_FILE).is_file():
+        state = load_checkpoint(run_dir / VIEWS_FILE, mmap=True)
+        views.update(images_done=int(state["done"]), images=int(state["offsets"].shape[0]))
+    return views
+
+
 def _last_log_line(run_dir: Path) -> str | None:
     path = run_dir / LOG
     if not path.is_file():
@@ -157,6 +170,6 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     return {
         "run_dir": str(run_dir), "name": config.name, "backbone": EENNSpec.parse(config.model).backbone,
         "phases": [asdict(phase) for phase in phases], "exit_tables": [asdict(t) for t in _tables(run_dir, pairs)],
-        "last_log_line": _last_log_line(run_dir),
+        "teacher_views": _teacher_views(config, run_dir), "last_log_line": _last_log_line(run_dir),
         "seconds_since_log": time.time() - log_path.stat().st_mtime if log_path.is_file() else None,
     }
