@@ -18,7 +18,7 @@ from exitspace.errors import ConfigError
 from exitspace.train import teacher_views as tv
 from exitspace.train.config import parse_train_config
 from exitspace.train.exit_table import ExitTable
-from exitspace.train.pipeline import exit_table_path, load_teachers, run_training
+from exitspace.train.pipeline import exit_table_path, load_teachers, make_loaders, run_training
 from exitspace.train.progress import Reporter
 from exitspace.train.teachers import TeacherEnsemble
 from test_train import _config
@@ -99,7 +99,7 @@ def test_stored_predictions_are_the_teachers_on_each_view_and_resume(tmp_path: P
     splits = load_splits(config.data)
     teacher = load_teachers(config, splits)
     assert teacher is not None
-    views = tv.fixed_teacher_views(config, splits, teacher, tmp_path / "a", lambda line: None)
+    views = tv.fixed_teacher_views(config, make_loaders(config, splits)["train"], 10, teacher, tmp_path / "a", lambda line: None)
     images = torch.from_numpy(splits.train.images).permute(0, 3, 1, 2)
     mean, std = torch.tensor(splits.info["mean"]), torch.tensor(splits.info["std"])
     for k in range(2):
@@ -122,11 +122,11 @@ def test_stored_predictions_are_the_teachers_on_each_view_and_resume(tmp_path: P
     config.runtime.eval_batch_size = 100
     monkeypatch.setattr(TeacherEnsemble, "__call__", failing)
     with pytest.raises(KeyboardInterrupt):
-        tv.fixed_teacher_views(config, splits, teacher, tmp_path / "b", lambda line: None)
+        tv.fixed_teacher_views(config, make_loaders(config, splits)["train"], 10, teacher, tmp_path / "b", lambda line: None)
     assert torch.load(tmp_path / "b" / tv.VIEWS_FILE, weights_only=False)["done"] == 100
     monkeypatch.setattr(TeacherEnsemble, "__call__", real_call)
     lines: list[str] = []
-    resumed = tv.fixed_teacher_views(config, splits, teacher, tmp_path / "b", lines.append)
+    resumed = tv.fixed_teacher_views(config, make_loaders(config, splits)["train"], 10, teacher, tmp_path / "b", lines.append)
     assert any("resuming at image 100" in line for line in lines)
     assert torch.equal(resumed.offsets, views.offsets)
     torch.testing.assert_close(resumed.targets.float(), views.targets.float(), atol=2e-3, rtol=0)
@@ -138,14 +138,14 @@ def test_stale_or_corrupt_views_are_rebuilt(tmp_path: Path) -> None:
     teacher = load_teachers(config, splits)
     assert teacher is not None
     lines: list[str] = []
-    first = tv.fixed_teacher_views(config, splits, teacher, tmp_path, lines.append)
-    again = tv.fixed_teacher_views(config, splits, teacher, tmp_path, lines.append)
+    first = tv.fixed_teacher_views(config, make_loaders(config, splits)["train"], 10, teacher, tmp_path, lines.append)
+    again = tv.fixed_teacher_views(config, make_loaders(config, splits)["train"], 10, teacher, tmp_path, lines.append)
     assert torch.equal(first.targets, again.targets) and sum("predicting" in line for line in lines) == 1
     teacher.temperature = 1.0
-    sharper = tv.fixed_teacher_views(config, splits, teacher, tmp_path, lines.append)
+    sharper = tv.fixed_teacher_views(config, make_loaders(config, splits)["train"], 10, teacher, tmp_path, lines.append)
     assert "built for other teachers" in lines[-3] and sharper.targets.float().max() > first.targets.float().max()
     (tmp_path / tv.VIEWS_FILE).write_bytes(b"not a checkpoint")
-    tv.fixed_teacher_views(config, splits, teacher, tmp_path, lines.append)
+    tv.fixed_teacher_views(config, make_loaders(config, splits)["train"], 10, teacher, tmp_path, lines.append)
     assert "unreadable" in lines[-3]
 
 

@@ -45,7 +45,13 @@ class BatchLoader:
         self.crop_padding, self.flip, self.drop_last = crop_padding, flip, drop_last
         self.cutout_size, self.trivial = cutout_size, trivial
         self.mean, self.std, self.seed, self.channels_last = mean, std, seed, channels_last
-        if views is not None and views.offsets.shape[0] != self.labels.shape[0]:
+        self.views: FixedViews | None = None
+        if views is not None:
+            self.use_views(views)
+
+    def use_views(self, views: FixedViews) -> None:
+        """Crop and flip every image as one of its fixed ``views`` from now on (see the class docstring)."""
+        if views.offsets.shape[0] != self.labels.shape[0]:
             raise ValueError(f"views: {views.offsets.shape[0]} images' views for a dataset of {self.labels.shape[0]}")
         self.views = views
 

@@ -31,7 +31,6 @@ from torch import nn
 from exitspace.data.base import DataSplits
 from exitspace.data.loader import BatchLoader
 from exitspace.data.registry import load_splits
-from exitspace.data.views import FixedViews
 from exitspace.errors import ConfigError
 from exitspace.models import EENN, EENNSpec, EENNSubnet, build_eenn
 from exitspace.models.common import keep_depthwise_in_float
@@ -76,8 +75,8 @@ def _resolved_dump(config: TrainConfig, splits: DataSplits) -> dict[str, Any]:
     return {**config.model_dump(mode="json"), "model": model_spec(config, splits).model_dump(mode="json")}
 
 
-def make_loaders(config: TrainConfig, splits: DataSplits, views: FixedViews | None = None) -> dict[str, BatchLoader]:
-    """Train (shuffled, augmented, drop_last; on fixed ``views`` when given) and val/test (in order) loaders."""
+def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoader]:
+    """Train (shuffled, augmented, drop_last) and val/test (in order) loaders."""
     mean, std = torch.tensor(splits.info["mean"]), torch.tensor(splits.info["std"])
     cl = config.runtime.channels_last
     common: dict[str, Any] = dict(mean=mean, std=std, channels_last=cl)
@@ -85,7 +84,7 @@ def make_loaders(config: TrainConfig, splits: DataSplits, views: FixedViews | No
     return {
         "train": BatchLoader(splits.train, config.optim.batch_size, shuffle=True, augment=d.augment,
                              crop_padding=d.crop_padding, flip=d.flip, cutout_size=d.cutout,
-                             trivial=d.trivial_augment, drop_last=True, seed=config.runtime.seed, views=views, **common),
+                             trivial=d.trivial_augment, drop_last=True, seed=config.runtime.seed, **common),
         "val": BatchLoader(splits.val, config.runtime.eval_batch_size, **common),
         "test": BatchLoader(splits.test, config.runtime.eval_batch_size, **common),
     }
@@ -300,9 +299,11 @@ def teaching(config: TrainConfig, splits: DataSplits, run_dir: Path,
     """The run's loaders and teachers; with ``loss.teacher_views``, the training loader shows the fixed views
     whose teacher predictions ``run_dir`` keeps (built first when missing)."""
     teacher = load_teachers(config, splits, log)
-    views = (fixed_teacher_views(config, splits, teacher, run_dir, log)
-             if teacher is not None and config.loss.teacher_views else None)
-    return make_loaders(config, splits, views), teacher
+    loaders = make_loaders(config, splits)
+    if teacher is not None and config.loss.teacher_views:
+        train = loaders["train"]
+        train.use_views(fixed_teacher_views(config, train, splits.info["num_classes"], teacher, run_dir, log))
+    return loaders, teacher
 
 
 def taught(settings: PhaseSettings, teacher: TeacherEnsemble | None, config: TrainConfig) -> PhaseSettings:

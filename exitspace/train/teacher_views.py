@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from exitspace.data.augment import normalize
-from exitspace.data.base import DataSplits
+from exitspace.data.loader import BatchLoader
 from exitspace.data.views import FixedViews, draw_views, view_images
 from exitspace.errors import CheckpointError
 from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
@@ -39,31 +39,27 @@ def _data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def views_identity(config: TrainConfig, teacher: TeacherEnsemble, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+def views_identity(config: TrainConfig, loader: BatchLoader, teacher: TeacherEnsemble) -> dict[str, Any]:
     """What the stored predictions depend on; a file with another identity is rebuilt."""
-    d = config.data
     return {"teachers": [source.get("model_hash") for source in teacher.sources], "temperature": teacher.temperature,
-            "per_image": config.loss.teacher_views, "seed": config.runtime.seed, "crop_padding": d.crop_padding,
-            "flip": d.flip, "data": _data_fingerprint(images, labels)}
+            "per_image": config.loss.teacher_views, "seed": config.runtime.seed, "crop_padding": loader.crop_padding,
+            "flip": loader.flip, "data": _data_fingerprint(loader.images, loader.labels)}
 
 
-def fixed_teacher_views(config: TrainConfig, splits: DataSplits, teacher: TeacherEnsemble, run_dir: Path,
-                        log: Callable[[str], None]) -> FixedViews:
-    """The training set's fixed views with the teachers' predictions: loaded from ``run_dir``, or built (resuming
-    a half-built file) and saved there."""
-    images = torch.from_numpy(splits.train.images).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW, the loader's order
-    labels = torch.from_numpy(splits.train.labels)
-    identity = views_identity(config, teacher, images, labels)
+def fixed_teacher_views(config: TrainConfig, loader: BatchLoader, num_classes: int, teacher: TeacherEnsemble,
+                        run_dir: Path, log: Callable[[str], None]) -> FixedViews:
+    """Fixed views of the training ``loader``'s images with the teachers' predictions: loaded from ``run_dir``, or
+    built (resuming a half-built file) and saved there."""
+    identity = views_identity(config, loader, teacher)
     path = Path(run_dir) / VIEWS_FILE
     state = _matching_state(path, identity, log)
     if state is None:
-        d = config.data
-        offsets = draw_views(images.shape[0], config.loss.teacher_views, d.crop_padding, d.flip, config.runtime.seed)
-        classes = int(splits.info["num_classes"])
+        count = loader.images.shape[0]
+        offsets = draw_views(count, config.loss.teacher_views, loader.crop_padding, loader.flip, config.runtime.seed)
         state = {"identity": identity, "offsets": offsets, "done": 0,
-                 "targets": torch.zeros(*offsets.shape[:2], classes, dtype=torch.float16)}
-    if state["done"] < images.shape[0]:
-        _predict_views(state, images, splits, config, teacher, path, log)
+                 "targets": torch.zeros(*offsets.shape[:2], num_classes, dtype=torch.float16)}
+    if state["done"] < loader.images.shape[0]:
+        _predict_views(state, loader, config.runtime.eval_batch_size, teacher, path, log)
     return FixedViews(offsets=state["offsets"], targets=state["targets"])
 
 
@@ -83,20 +79,21 @@ def _matching_state(path: Path, identity: dict[str, Any], log: Callable[[str], N
 
 
 @torch.no_grad()
-def _predict_views(state: dict[str, Any], images: torch.Tensor, splits: DataSplits, config: TrainConfig,
-                   teacher: TeacherEnsemble, path: Path, log: Callable[[str], None]) -> None:
-    """Fill ``state["targets"]`` from image ``state["done"]`` on, saving to ``path`` every few minutes and at the end."""
-    mean, std = torch.tensor(splits.info["mean"]), torch.tensor(splits.info["std"])
+def _predict_views(state: dict[str, Any], loader: BatchLoader, chunk: int, teacher: TeacherEnsemble, path: Path,
+                   log: Callable[[str], None]) -> None:
+    """Fill ``state["targets"]`` from image ``state["done"]`` on, ``chunk`` images at a time, normalised as ``loader``
+    does; save to ``path`` every few minutes and at the end."""
+    images = loader.images
     total, per_image = images.shape[0], state["offsets"].shape[1]
-    chunk = max(1, config.runtime.eval_batch_size)
     start_done, started, saved_at = state["done"], time.perf_counter(), time.perf_counter()
     log(f"teacher views: predicting {per_image} views of {total - start_done} training images "
         f"({'resuming at image ' + str(start_done) if start_done else 'new'}; saved to {path})")
-    for begin in range(start_done, total, chunk):
+    for begin in range(start_done, total, max(1, chunk)):
         end = min(total, begin + chunk)
         for k in range(per_image):
-            x = normalize(view_images(images[begin:end], state["offsets"][begin:end, k], config.data.crop_padding), mean, std)
-            if config.runtime.channels_last:
+            x = normalize(view_images(images[begin:end], state["offsets"][begin:end, k], loader.crop_padding),
+                          loader.mean, loader.std)
+            if loader.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             state["targets"][begin:end, k] = teacher(x).to(torch.float16)
         state["done"] = end
