@@ -91,3 +91,34 @@ def test_compiled_teachers_agree_with_eager_and_fall_back_in_one_line(monkeypatc
     ensemble = TeacherEnsemble(models, 3.0, bf16=False, compile=True, log=lines.append)
     assert torch.allclose(ensemble(x), eager) and torch.allclose(ensemble(x), eager)
     assert lines == ["teachers: torch.compile failed (RuntimeError: no C++ compiler found); running them eagerly"]
+
+
+def test_exported_weights_teach_as_the_run_directory_did(tmp_path: Path) -> None:
+    import shutil
+
+    from exitspace.data.registry import load_splits
+    from exitspace.errors import CheckpointError
+    from exitspace.train.pipeline import load_teachers
+    from exitspace.train.results import export_results
+
+    run_dir, exported = tmp_path / "teacher", tmp_path / "results" / "teacher"
+    _train(_config(swa={"epochs": 1, "lr": 0.01}), run_dir)  # QAT starts from the SWA phase: that one is exported
+    info = export_results(run_dir, exported, weights=True)
+    assert sorted(p.name for p in exported.iterdir()) == ["config.yaml", "exit_table_b32_e32.npz", "results.md",
+                                                         "summary.json", "swa"]
+    assert 0 < info["weight_bytes"] == (exported / "swa" / "model.pt").stat().st_size
+    assert "can serve as a teacher" in (exported / "results.md").read_text()
+    student = _config(loss={"teachers": [str(run_dir)], "teacher_weight": 0.5})
+    splits = load_splits(student.data)
+    x = torch.randn(4, 3, 16, 16)
+    original = load_teachers(student, splits)
+    shutil.rmtree(run_dir)  # as on a machine that has only the checkout
+    copy = load_teachers(student.model_copy(update={"loss": student.loss.model_copy(update={"teachers": [exported]})}), splits)
+    assert original is not None and copy is not None
+    assert copy.sources[0]["model_hash"] == original.sources[0]["model_hash"]
+    assert torch.equal(copy(x), original(x))
+    bare = tmp_path / "bare"  # a summary without the weights behind it
+    bare.mkdir()
+    shutil.copyfile(exported / "summary.json", bare / "summary.json")
+    with pytest.raises(CheckpointError, match=r"bare: no finished float phase with its config.yaml"):
+        export_results(bare, tmp_path / "again", weights=True)

@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from exitspace.errors import CheckpointError
+from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
 from exitspace.train.exit_table import ExitTable
+from exitspace.train.pipeline import base_phase
+from exitspace.train.run_dir import SAVED_CONFIG, saved_config
+from exitspace.train.trainer import DONE, FINAL
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
@@ -33,14 +37,40 @@ def accuracy_markdown(summary: dict[str, Any], split: str = "test") -> str:
     return "\n".join(lines)
 
 
-def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None) -> dict[str, Any]:
-    """Copy exit tables (optionally only some head types, to keep the files small), summary.json and results.md.
+def export_weights(run_dir: Path, out_dir: Path) -> int:
+    """Copy the config and the finished float weights (the phase QAT starts from: float, SWA or heads) into
+    ``out_dir``, which then serves as a run directory for ``loss.teachers`` on any machine; the bytes written.
+
+    The checkpoint keeps the state dict and the phase history only (no optimiser state).
+    """
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    config = saved_config(run_dir)
+    if config is None:
+        raise CheckpointError(f"{run_dir}: no finished float phase with its {SAVED_CONFIG}; "
+                              f"run `exitspace train CONFIG --run-dir {run_dir}` first")
+    phase = base_phase(config)
+    source = run_dir / phase
+    if not ((source / DONE).is_file() and (source / FINAL).is_file()):
+        raise CheckpointError(f"{source}: phase not finished (no {DONE}); finish it with `exitspace train` first")
+    state = load_checkpoint(source / FINAL)
+    target = out_dir / phase
+    target.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(target / FINAL, {key: state[key] for key in ("model", "history", "phase") if key in state})
+    shutil.copyfile(source / DONE, target / DONE)
+    shutil.copyfile(run_dir / SAVED_CONFIG, out_dir / SAVED_CONFIG)
+    return (target / FINAL).stat().st_size
+
+
+def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None, weights: bool = False) -> dict[str, Any]:
+    """Copy exit tables (optionally only some head types, to keep the files small), summary.json and results.md;
+    with ``weights``, also the config and the float weights (``export_weights``).
 
     ``heads``: head types to keep (e.g. ["pool4_fc1", "pool4_fc2"]); None keeps all.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     summary = load_summary(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    weight_bytes = export_weights(run_dir, out_dir) if weights else 0
     sizes = {}
     for pair, entry in summary["pairs"].items():
         source = run_dir / entry["exit_table"]
@@ -84,9 +114,12 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None)
         (f"The exit tables here keep only the head types {heads} (to keep them small); the run directory has all."
          if heads else "The exit tables here hold every head."),
         "",
+        *([f"The float weights are here too ({weight_bytes / 1e6:.1f} MB, no optimiser state): this folder can serve "
+           "as a teacher (`loss.teachers`)."] if weights else []),
+        "",
         f"Produced by `exitspace train-export {run_dir} {out_dir}"
-        + (f" --heads {','.join(heads)}" if heads else "") + "`.",
+        + (f" --heads {','.join(heads)}" if heads else "") + (" --weights" if weights else "") + "`.",
         "",
     ]
     (out_dir / "results.md").write_text("\n".join(text))
-    return {"out_dir": str(out_dir), "exit_table_bytes": sizes}
+    return {"out_dir": str(out_dir), "exit_table_bytes": sizes, "weight_bytes": weight_bytes}

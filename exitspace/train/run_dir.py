@@ -13,6 +13,7 @@ from exitspace.train.config import TrainConfig
 from exitspace.train.trainer import CHECKPOINT, DONE, FINAL
 
 SAVED_CONFIG = "config.yaml"
+FLOAT_SIDE = ("float", "swa", "heads")  # the phases before QAT, whose last one QAT and the float table start from
 
 # Fields that may change between runs of one directory: where things are, how fast they run, how many
 # epochs (the schedule is rescaled), which pairs to add. Everything else changes what is trained; the QAT
@@ -35,8 +36,10 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _has_progress(run_dir: Path) -> bool:
-    float_dir = run_dir / "float"
-    return (float_dir / CHECKPOINT).is_file() or (float_dir / FINAL).is_file() or any((run_dir / "exit_tables").glob("*.npz"))
+    """Something was trained here: a float checkpoint, finished float-side weights (an exported teacher may
+    keep only its SWA or heads phase), or an exit table."""
+    return ((run_dir / "float" / CHECKPOINT).is_file() or any((run_dir / phase / FINAL).is_file() for phase in FLOAT_SIDE)
+            or any((run_dir / "exit_tables").glob("*.npz")))
 
 
 def _heads_begun(run_dir: Path) -> bool:
