@@ -47,6 +47,15 @@ def test_student_trains_with_teachers_and_records_them(tmp_path: Path) -> None:
     assert table.meta["teachers"] == [{"run_dir": str(teacher_dir), "model_hash": teacher_hash}]
     assert table.meta["teacher_weight"] == 0.7
     assert student["pairs"]["32/32"]["model_hash"] != alone["pairs"]["32/32"]["model_hash"]
+    from exitspace.train.results import export_results
+
+    export_results(tmp_path / "student", tmp_path / "results" / "student")
+    export_results(tmp_path / "alone", tmp_path / "results" / "alone")
+    taught = (tmp_path / "results" / "student" / "results.md").read_text()
+    assert f"learned from teachers `{teacher_dir}` (model hash {teacher_hash[:12]}), on every training batch, " \
+           "with teacher weight 0.7." in taught
+    assert "teachers" not in (tmp_path / "results" / "alone" / "results.md").read_text()
+    assert "\n\n\n" not in taught
 
 
 def test_teacher_guards_are_one_line(tmp_path: Path) -> None:

@@ -61,6 +61,17 @@ def export_weights(run_dir: Path, out_dir: Path) -> int:
     return (target / FINAL).stat().st_size
 
 
+def _teaching_note(meta: dict[str, Any]) -> list[str]:
+    """A results.md paragraph naming the run's teachers (from an exit table's metadata), or nothing."""
+    teachers = meta.get("teachers")
+    if not teachers:
+        return []
+    names = ", ".join(f"`{t.get('run_dir', '?')}` (model hash {str(t.get('model_hash', '?'))[:12]})" for t in teachers)
+    views = meta.get("teacher_views") or 0
+    how = f"on {views} stored crop/flip views per training image" if views else "on every training batch"
+    return [f"The final exit learned from teachers {names}, {how}, with teacher weight {meta.get('teacher_weight')}.", ""]
+
+
 def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None, weights: bool = False) -> dict[str, Any]:
     """Copy exit tables (optionally only some head types, to keep the files small), summary.json and results.md;
     with ``weights``, also the config and the float weights (``export_weights``).
@@ -86,6 +97,8 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None,
                 meta={k: v for k, v in table.meta.items() if k != "format_version"},
             ).save(target)
         sizes[pair] = target.stat().st_size
+    first_table = next(iter(summary["pairs"].values()), None)
+    taught_by = _teaching_note(ExitTable.load(run_dir / first_table["exit_table"]).meta) if first_table else []
     exported = {k: v for k, v in summary.items() if k not in ("float_history",)}
     exported["float_history"] = summary.get("float_history", [])
     (out_dir / "summary.json").write_text(json.dumps(exported, indent=1))
@@ -114,9 +127,9 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None,
         (f"The exit tables here keep only the head types {heads} (to keep them small); the run directory has all."
          if heads else "The exit tables here hold every head."),
         "",
+        *taught_by,
         *([f"The float weights are here too ({weight_bytes / 1e6:.1f} MB, no optimiser state): this folder can serve "
-           "as a teacher (`loss.teachers`)."] if weights else []),
-        "",
+           "as a teacher (`loss.teachers`).", ""] if weights else []),
         f"Produced by `exitspace train-export {run_dir} {out_dir}"
         + (f" --heads {','.join(heads)}" if heads else "") + (" --weights" if weights else "") + "`.",
         "",
