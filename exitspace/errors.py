@@ -25,3 +25,7 @@ class CheckpointError(ExitspaceError):
 
 class InfeasibleError(ExitspaceError):
     """Constraints that no design can satisfy."""
+
+
+class RunDirError(ExitspaceError):
+    """A run directory is in use by another process."""

@@ -34,8 +34,8 @@ def user_errors(func: F) -> F:
         except ExitspaceError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            err_console.print("interrupted; what was computed so far is kept in the run directory")
+        except KeyboardInterrupt as exc:  # a training run's TrainingStopped says where it stopped
+            err_console.print(str(exc) or "interrupted; what was computed so far is kept in the run directory")
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]

@@ -43,6 +43,7 @@ from exitspace.train.quant import (
     FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
 )
 from exitspace.train.run_dir import SAVED_CONFIG, check_resumable, saved_config
+from exitspace.train.stopping import run_dir_lock, stop_signals
 from exitspace.train.teacher_views import fixed_teacher_views
 from exitspace.train.teachers import TeacherEnsemble
 from exitspace.train.trainer import CHECKPOINT, DONE, FINAL, PhaseSettings, head_accuracy, predict, run_phase
@@ -430,6 +431,13 @@ def run_training(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     reporter = reporter or Reporter(log_file=run_dir / LOG, log_every=config.runtime.log_every)
+    with run_dir_lock(run_dir), stop_signals(reporter.log):
+        return _train_run(config, run_dir, pairs, reporter, stop_after_steps)
+
+
+def _train_run(config: TrainConfig, run_dir: Path, pairs: list[str] | None, reporter: Reporter,
+               stop_after_steps: int | None) -> dict[str, Any]:
+    """``run_training``'s work, with the run directory locked and stop signals routed."""
     threads = configure_threads(config.runtime.threads)
     chosen = [parse_pair(p) for p in (pairs or config.qat.pairs)]
     splits = load_splits(config.data)

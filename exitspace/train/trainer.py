@@ -21,6 +21,7 @@ from exitspace.data.loader import BatchLoader
 from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
 from exitspace.train.losses import eenn_loss
 from exitspace.train.progress import Reporter
+from exitspace.train.stopping import TrainingStopped, steps_take_stops, stop_requested
 
 
 class TrainingInterrupted(RuntimeError):
@@ -229,6 +230,8 @@ class _Phase:
         if self.averaged is not None:
             self.averaged.update_parameters(self.model)
         self.save(epoch + 1, 0)
+        if stop_requested():
+            raise TrainingStopped(f"{self.name}: stopped after epoch {epoch + 1}; checkpoint written, re-run to resume")
 
     def _train(self, epoch: int, task: Any, stop_after_steps: int | None) -> dict[str, Any]:
         """Train one epoch (from the resumed step when it is the first); returns its record."""
@@ -242,21 +245,27 @@ class _Phase:
             seen, before = int(self.partial["seen"]), float(self.partial["seconds"])
         started, last_save = time.perf_counter() - before, time.perf_counter()
         minutes = self.settings.checkpoint_minutes
-        for step, (x, y, soft) in enumerate(self.train_loader.epoch_with_targets(epoch, skip=skip), start=skip):
-            logits, loss = self.step(x, y, soft)
-            with torch.no_grad():
-                loss_sum += loss.detach() * y.shape[0]
-                correct += (logits[:, -1].argmax(-1) == y).sum()
-            seen += y.shape[0]
-            self.steps_done += 1
-            self.reporter.step(task, step + 1, loss=float(loss_sum) / seen, acc=float(correct) / seen,
-                               ips=seen / (time.perf_counter() - started), lr=self.scheduler.get_last_lr()[0])
-            if minutes is not None and step + 1 < self.steps_per_epoch and time.perf_counter() - last_save >= 60 * minutes:
-                self.save(epoch, step + 1, {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
-                                            "seconds": time.perf_counter() - started})
-                last_save = time.perf_counter()
-            if stop_after_steps is not None and self.steps_done >= stop_after_steps:
-                raise TrainingInterrupted(f"{self.name}: stopped after {self.steps_done} steps (simulated interruption)")
+        batches = self.train_loader.epoch_with_targets(epoch, skip=skip)
+        with steps_take_stops():
+            for step, (x, y, soft) in enumerate(batches, start=skip):
+                logits, loss = self.step(x, y, soft)
+                with torch.no_grad():
+                    loss_sum += loss.detach() * y.shape[0]
+                    correct += (logits[:, -1].argmax(-1) == y).sum()
+                seen += y.shape[0]
+                self.steps_done += 1
+                self.reporter.step(task, step + 1, loss=float(loss_sum) / seen, acc=float(correct) / seen,
+                                   ips=seen / (time.perf_counter() - started), lr=self.scheduler.get_last_lr()[0])
+                within = step + 1 < self.steps_per_epoch  # the epoch's last step is checkpointed by run_epoch
+                if within and (stop_requested() or (minutes is not None and time.perf_counter() - last_save >= 60 * minutes)):
+                    self.save(epoch, step + 1, {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
+                                                "seconds": time.perf_counter() - started})
+                    last_save = time.perf_counter()
+                    if stop_requested():
+                        raise TrainingStopped(f"{self.name}: stopped at step {step + 1}/{self.steps_per_epoch} of epoch "
+                                              f"{epoch + 1}; checkpoint written, re-run to resume")
+                if stop_after_steps is not None and self.steps_done >= stop_after_steps:
+                    raise TrainingInterrupted(f"{self.name}: stopped after {self.steps_done} steps (simulated interruption)")
         seconds = time.perf_counter() - started
         record: dict[str, Any] = {
             "epoch": epoch + 1, "train_loss": float(loss_sum) / seen, "train_acc_last_head": float(correct) / seen,

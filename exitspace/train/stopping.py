@@ -1,0 +1,102 @@
+"""Stopping a training run cleanly: one process per run directory, and SIGINT / SIGTERM taken at the next
+training step, after a checkpoint, so that no finished step is lost (`exitspace train` resumes from it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from exitspace.errors import RunDirError
+
+LOCK = "train.lock"
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """A stop asked for by SIGINT or SIGTERM, taken at a step boundary once the checkpoint is written."""
+
+
+class _State:
+    """What the signal handler needs: whether a training loop can take the stop, and whether one was asked."""
+
+    deferring = False
+    requested = False
+    log: Callable[[str], None] = print
+
+
+def stop_requested() -> bool:
+    """True once SIGINT or SIGTERM arrived during a training loop's steps: checkpoint, then raise."""
+    return _State.requested
+
+
+@contextmanager
+def steps_take_stops() -> Iterator[None]:
+    """Inside, a first signal only sets ``stop_requested`` (the loop checkpoints and stops at its next step);
+    outside, and for a second signal, it stops at once (KeyboardInterrupt)."""
+    before = _State.deferring
+    _State.deferring = True
+    try:
+        yield
+    finally:
+        _State.deferring = before
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if _State.deferring and not _State.requested:
+        _State.requested = True
+        _State.log(f"{signal.Signals(signum).name}: stopping after this step, once the checkpoint is written "
+                   "(signal again to stop at once)")
+        return
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stop_signals(log: Callable[[str], None]) -> Iterator[None]:
+    """Route SIGTERM, and SIGINT unless the process was started ignoring it (``nohup cmd &``), to the
+    step-boundary stop above for the duration; handlers are restored afterwards. Off the main thread,
+    where Python cannot install handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, _on_signal) for signum in names}
+    _State.requested, _State.log = False, log
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _State.requested = False
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/train.lock`` (an advisory lock the system drops when the process dies) for the duration;
+    a second `exitspace train` on the same directory gets a one-line RunDirError instead of overwriting
+    the first one's checkpoints. Where ``fcntl`` is missing (Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on the supported platforms
+        yield
+        return
+    path = Path(run_dir) / LOCK
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise RunDirError(f"{run_dir}: in use by another `exitspace train` (pid {holder}); wait for it to finish, "
+                              f"or stop it with `kill -TERM {holder}` (it checkpoints first)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
