@@ -13,7 +13,7 @@ from exitspace.data.views import FixedViews, view_images
 
 
 class BatchLoader:
-    """Yields ``(images float32 [B, C, H, W], labels int64 [B])``.
+    """Yields ``(images float32 [B, C, H, W], labels int64 [B])`` on ``device``.
 
     The order and augmentation of epoch ``e`` depend only on ``(seed, e)``, so a run resumed at an
     epoch boundary, or within an epoch (``skip``), sees exactly the batches an uninterrupted run would.
@@ -38,6 +38,7 @@ class BatchLoader:
         seed: int = 0,
         channels_last: bool = False,
         views: FixedViews | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.images = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
         self.labels = torch.from_numpy(dataset.labels)
@@ -45,6 +46,7 @@ class BatchLoader:
         self.crop_padding, self.flip, self.drop_last = crop_padding, flip, drop_last
         self.cutout_size, self.trivial = cutout_size, trivial
         self.mean, self.std, self.seed, self.channels_last = mean, std, seed, channels_last
+        self.device = torch.device(device)  # batches are built on the CPU, then handed over there
         self.views: FixedViews | None = None
         if views is not None:
             self.use_views(views)
@@ -95,7 +97,8 @@ class BatchLoader:
                 continue
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[index], targets
+            yield (x.to(self.device), self.labels[index].to(self.device),
+                   None if targets is None else targets.to(self.device))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.epoch(0)

@@ -125,6 +125,9 @@ class RuntimeConfig(_Strict):
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch threads; None = all cores")
     bf16: bool = Field(True, description="bf16 autocast for training steps (evaluation stays float32)")
+    device: str = Field("cpu", pattern=r"^(cpu|auto|cuda(:\d+)?)$", description=(
+        "where the networks train and predict: cpu, cuda[:N] (a GPU; one-line error without one) or auto (the GPU when "
+        "torch sees one); data augmentation stays on the CPU either way"))
     channels_last: bool = True
     compile: bool = Field(
         False, description="torch.compile the float training step (needs a C++ compiler; minutes to compile, "

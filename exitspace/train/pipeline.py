@@ -76,11 +76,23 @@ def _resolved_dump(config: TrainConfig, splits: DataSplits) -> dict[str, Any]:
     return {**config.model_dump(mode="json"), "model": model_spec(config, splits).model_dump(mode="json")}
 
 
+def training_device(config: TrainConfig) -> torch.device:
+    """``runtime.device`` as a torch device (``auto``: the GPU when torch sees one, else the CPU); a one-line
+    ConfigError when a GPU is asked for and torch sees none."""
+    asked = config.runtime.device
+    if asked == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if asked.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"runtime.device: {asked}, but this torch ({torch.__version__}) sees no GPU; "
+                          "use cpu, or auto to take a GPU only where there is one")
+    return torch.device(asked)
+
+
 def make_loaders(config: TrainConfig, splits: DataSplits) -> dict[str, BatchLoader]:
-    """Train (shuffled, augmented, drop_last) and val/test (in order) loaders."""
+    """Train (shuffled, augmented, drop_last) and val/test (in order) loaders, handing batches to ``runtime.device``."""
     mean, std = torch.tensor(splits.info["mean"]), torch.tensor(splits.info["std"])
     cl = config.runtime.channels_last
-    common: dict[str, Any] = dict(mean=mean, std=std, channels_last=cl)
+    common: dict[str, Any] = dict(mean=mean, std=std, channels_last=cl, device=training_device(config))
     d = config.data
     return {
         "train": BatchLoader(splits.train, config.optim.batch_size, shuffle=True, augment=d.augment,
@@ -117,6 +129,7 @@ def _head_lr_scales(config: TrainConfig) -> tuple[float, float]:
 
 def _float_settings(config: TrainConfig, model: EENN | EENNSubnet) -> PhaseSettings:
     o, loss = config.optim, config.loss
+    device = next(model.parameters()).device
 
     def scheduler(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
         if o.schedule == "onecycle":
@@ -127,7 +140,7 @@ def _float_settings(config: TrainConfig, model: EENN | EENNSubnet) -> PhaseSetti
     return PhaseSettings(
         epochs=o.epochs, make_optimizer=_sgd(o.lr, o.momentum, o.nesterov, o.weight_decay, _head_lr_scales(config)),
         make_scheduler=scheduler,
-        weights=_loss_weights(config, model), final_mask=_final_mask(model),
+        weights=_loss_weights(config, model).to(device), final_mask=_final_mask(model).to(device),
         label_smoothing=o.label_smoothing, distill_weight=loss.distill_weight,
         distill_temperature=loss.distill_temperature, bf16=config.runtime.bf16, compile=config.runtime.compile,
         checkpoint_minutes=config.runtime.checkpoint_minutes,
@@ -209,7 +222,9 @@ def qat_settings(config: TrainConfig, model: EENN | EENNSubnet, epochs: int | No
 _Module = TypeVar("_Module", bound=nn.Module)
 
 
-def _to_layout(model: _Module, config: TrainConfig) -> _Module:
+def _placed(model: _Module, config: TrainConfig) -> _Module:
+    """``model`` moved to ``runtime.device``, in channels_last layout when configured."""
+    model = model.to(training_device(config))
     # Module.to returns the module itself; torch's stubs leave out its memory_format keyword
     return model.to(memory_format=torch.channels_last) if config.runtime.channels_last else model  # type: ignore[call-overload]
 
@@ -260,7 +275,7 @@ def load_trained_model(config: TrainConfig, spec: EENNSpec, run_dir: Path, pair:
     if pair != (FLOAT_BITS, FLOAT_BITS):
         quantize_model(model, pair)
         model.load_state_dict(_finished_weights(Path(run_dir) / f"qat_{pair_name(pair)}"))
-    return _to_layout(model, config)
+    return _placed(model, config)
 
 
 def load_teachers(config: TrainConfig, splits: DataSplits,
@@ -353,7 +368,7 @@ class _Run:
         """The float supernet (then its SWA average and refit heads, when configured), trained once per call."""
         if self.float_model is None:
             config = self.config
-            model = _to_layout(build_float_model(config, self.spec), config)
+            model = _placed(build_float_model(config, self.spec), config)
             started = time.perf_counter()
             self.summary["float_history"] = self.phase("float", model, "float", _float_settings(config, model))
             self.summary.setdefault("float_seconds", time.perf_counter() - started)
@@ -379,7 +394,7 @@ class _Run:
         model = _training_knobs(build_eenn(self.spec), config)
         model.load_state_dict(base.state_dict())
         quantize_model(model, pair)
-        model = _to_layout(model, config)
+        model = _placed(model, config)
         directory = f"qat_{pair_name(pair)}"
         if not (self.run_dir / directory / CHECKPOINT).is_file() and not (self.run_dir / directory / DONE).is_file():
             calibrate(model, self.loaders["train"], config.qat.calibration_batches)

@@ -95,7 +95,7 @@ def _predict_views(state: dict[str, Any], loader: BatchLoader, chunk: int, teach
                           loader.mean, loader.std)
             if loader.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            state["targets"][begin:end, k] = teacher(x).to(torch.float16)
+            state["targets"][begin:end, k] = teacher(x.to(loader.device)).to(torch.float16).cpu()
         state["done"] = end
         if time.perf_counter() - saved_at >= SAVE_EVERY_S or end == total:
             save_checkpoint(path, state)

@@ -54,6 +54,6 @@ class TeacherEnsemble:
         return probs
 
     def _mean_probs(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(self.bf16):
+        with autocast(self.bf16, x.device.type):
             probs = [F.softmax(run(x).float() / self.temperature, dim=-1).mean(1) for run in self._runners]  # [B, C] each
         return torch.stack(probs).mean(0)

@@ -56,9 +56,9 @@ FINAL = "model.pt"
 DONE = "done.json"
 
 
-def autocast(enabled: bool) -> Any:
-    """bf16 autocast on CPU, or nothing."""
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else nullcontext()
+def autocast(enabled: bool, device_type: str = "cpu") -> Any:
+    """bf16 autocast on ``device_type`` (``cpu`` or ``cuda``), or nothing."""
+    return torch.autocast(device_type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
 @torch.no_grad()
@@ -67,10 +67,10 @@ def predict(model: nn.Module, loader: BatchLoader, bf16: bool = False) -> tuple[
     was_training = model.training
     model.eval()
     outs, labels = [], []
-    with autocast(bf16):
+    with autocast(bf16, loader.device.type):
         for x, y in loader.epoch(0):
-            outs.append(model(x).float())
-            labels.append(y)
+            outs.append(model(x).float().cpu())
+            labels.append(y.cpu())
     model.train(was_training)
     return torch.cat(outs).numpy(), torch.cat(labels).numpy()
 
@@ -95,7 +95,7 @@ def train_step(
     if settings.teacher_weight > 0:
         teacher_probs = stored_teacher_probs if stored_teacher_probs is not None else (
             settings.teacher(x) if settings.teacher is not None else None)
-    with autocast(settings.bf16):
+    with autocast(settings.bf16, x.device.type):
         logits = model(x)
     loss, _ = eenn_loss(logits, y, settings.weights, settings.final_mask, settings.label_smoothing,
                         settings.distill_weight, settings.distill_temperature, teacher_probs, settings.teacher_weight)
@@ -239,9 +239,11 @@ class _Phase:
         if self.settings.train_mode_hook is not None:
             self.settings.train_mode_hook(self.model)
         skip = self.start_step if epoch == self.start_epoch else 0
-        loss_sum, correct, seen, before = torch.zeros(()), torch.zeros((), dtype=torch.long), 0, 0.0
+        device = self.train_loader.device
+        loss_sum, correct, seen, before = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device), 0, 0.0
         if skip and self.partial:
-            loss_sum, correct = torch.tensor(self.partial["loss_sum"]), torch.tensor(self.partial["correct"])
+            loss_sum = torch.tensor(self.partial["loss_sum"], device=device)
+            correct = torch.tensor(self.partial["correct"], device=device)
             seen, before = int(self.partial["seen"]), float(self.partial["seconds"])
         started, last_save = time.perf_counter() - before, time.perf_counter()
         minutes = self.settings.checkpoint_minutes
