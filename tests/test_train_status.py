@@ -51,7 +51,7 @@ def test_status_of_an_interrupted_run_then_of_the_finished_one(tmp_path: Path) -
     assert float_phase["seconds_left"] == pytest.approx(max(0.0, 2 * float_phase["seconds_per_epoch"] - spent))
     assert (qat_phase["name"], qat_phase["directory"], qat_phase["state"]) == ("qat 8/8", "qat_b8_e8", "to do")
     assert [(t["pair"], t["written"]) for t in status["exit_tables"]] == [("32/32", False), ("8/8", False)]
-    assert "float 1/3 done" in status["last_log_line"]
+    assert "float 1/3 done" in status["last_log_line"] and status["training_pid"] is None
 
     _train(tmp_path)
     status = run_status(tmp_path)

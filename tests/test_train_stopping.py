@@ -13,7 +13,8 @@ from exitspace.errors import RunDirError
 from exitspace.train.checkpoint import load_checkpoint
 from exitspace.train.pipeline import run_training
 from exitspace.train.progress import Reporter
-from exitspace.train.stopping import TrainingStopped, run_dir_lock, steps_take_stops, stop_requested, stop_signals
+from exitspace.train.stopping import (TrainingStopped, lock_holder, run_dir_lock, steps_take_stops, stop_requested,
+                                      stop_signals)
 from test_train import _config, _hash, _quiet
 
 STEPS_PER_EPOCH = 256 // 64  # _config: 256 training images (320 less 64 for validation), batch 64
@@ -67,9 +68,12 @@ def test_a_second_signal_or_one_outside_the_steps_stops_at_once() -> None:
 
 
 def test_a_second_run_on_a_busy_run_directory_is_refused_in_one_line(tmp_path: Path) -> None:
+    assert lock_holder(tmp_path) is None
     with run_dir_lock(tmp_path):
+        assert lock_holder(tmp_path) == os.getpid()  # what train-status shows
         with pytest.raises(RunDirError, match=rf"in use by another `exitspace train` \(pid {os.getpid()}\); wait for "
                                               rf"it to finish, or stop it with `kill -TERM {os.getpid()}`"):
             run_training(_config(), tmp_path, reporter=_quiet(tmp_path))
         assert not (tmp_path / "float").exists()
+    assert lock_holder(tmp_path) is None
     run_training(_config(optim={"epochs": 1}), tmp_path, reporter=_quiet(tmp_path))  # free again once released

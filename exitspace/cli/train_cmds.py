@@ -122,6 +122,8 @@ def train_status(
         print(json.dumps(status))
         return
     console.print(_status_table(status))
+    pid = status["training_pid"]
+    console.print(f"training now (pid {pid})" if pid is not None else "not training now")
     tables = ", ".join(f"{t['pair']} {_percent(t['test_acc_last_head']) if t['written'] else 'not yet'}"
                        for t in status["exit_tables"])
     console.print(f"exit tables (last head, test): {tables}")

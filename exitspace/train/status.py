@@ -17,6 +17,7 @@ from exitspace.train.config import TrainConfig, load_train_config
 from exitspace.train.pipeline import LOG, SUMMARY, exit_table_path
 from exitspace.train.quant import FLOAT_BITS, PrecisionPair, pair_name, parse_pair
 from exitspace.train.run_dir import SAVED_CONFIG
+from exitspace.train.stopping import lock_holder
 from exitspace.train.teacher_views import VIEWS_FILE
 from exitspace.train.trainer import CHECKPOINT, DONE
 
@@ -172,4 +173,5 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         "phases": [asdict(phase) for phase in phases], "exit_tables": [asdict(t) for t in _tables(run_dir, pairs)],
         "teacher_views": _teacher_views(config, run_dir), "last_log_line": _last_log_line(run_dir),
         "seconds_since_log": time.time() - log_path.stat().st_mtime if log_path.is_file() else None,
+        "training_pid": lock_holder(run_dir),
     }

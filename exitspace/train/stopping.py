@@ -73,6 +73,25 @@ def stop_signals(log: Callable[[str], None]) -> Iterator[None]:
         _State.requested = False
 
 
+def lock_holder(run_dir: Path) -> int | None:
+    """The pid of the `exitspace train` that holds ``run_dir``'s lock now, or None (also where ``fcntl`` is missing)."""
+    path = Path(run_dir) / LOCK
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on the supported platforms
+        return None
+    if not path.is_file():
+        return None
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
 @contextmanager
 def run_dir_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir/train.lock`` (an advisory lock the system drops when the process dies) for the duration;
