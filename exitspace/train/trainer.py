@@ -247,27 +247,25 @@ class _Phase:
             seen, before = int(self.partial["seen"]), float(self.partial["seconds"])
         started, last_save = time.perf_counter() - before, time.perf_counter()
         minutes = self.settings.checkpoint_minutes
-        batches = self.train_loader.epoch_with_targets(epoch, skip=skip)
-        with steps_take_stops():
-            for step, (x, y, soft) in enumerate(batches, start=skip):
-                logits, loss = self.step(x, y, soft)
-                with torch.no_grad():
-                    loss_sum += loss.detach() * y.shape[0]
-                    correct += (logits[:, -1].argmax(-1) == y).sum()
-                seen += y.shape[0]
-                self.steps_done += 1
-                self.reporter.step(task, step + 1, loss=float(loss_sum) / seen, acc=float(correct) / seen,
-                                   ips=seen / (time.perf_counter() - started), lr=self.scheduler.get_last_lr()[0])
-                within = step + 1 < self.steps_per_epoch  # the epoch's last step is checkpointed by run_epoch
-                if within and (stop_requested() or (minutes is not None and time.perf_counter() - last_save >= 60 * minutes)):
-                    self.save(epoch, step + 1, {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
-                                                "seconds": time.perf_counter() - started})
-                    last_save = time.perf_counter()
-                    if stop_requested():
-                        raise TrainingStopped(f"{self.name}: stopped at step {step + 1}/{self.steps_per_epoch} of epoch "
-                                              f"{epoch + 1}; checkpoint written, re-run to resume")
-                if stop_after_steps is not None and self.steps_done >= stop_after_steps:
-                    raise TrainingInterrupted(f"{self.name}: stopped after {self.steps_done} steps (simulated interruption)")
+        for step, (x, y, soft) in enumerate(self.train_loader.epoch_with_targets(epoch, skip=skip), start=skip):
+            logits, loss = self.step(x, y, soft)
+            with torch.no_grad():
+                loss_sum += loss.detach() * y.shape[0]
+                correct += (logits[:, -1].argmax(-1) == y).sum()
+            seen += y.shape[0]
+            self.steps_done += 1
+            self.reporter.step(task, step + 1, loss=float(loss_sum) / seen, acc=float(correct) / seen,
+                               ips=seen / (time.perf_counter() - started), lr=self.scheduler.get_last_lr()[0])
+            within = step + 1 < self.steps_per_epoch  # the epoch's last step is checkpointed by run_epoch
+            if within and (stop_requested() or (minutes is not None and time.perf_counter() - last_save >= 60 * minutes)):
+                self.save(epoch, step + 1, {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
+                                            "seconds": time.perf_counter() - started})
+                last_save = time.perf_counter()
+                if stop_requested():
+                    raise TrainingStopped(f"{self.name}: stopped at step {step + 1}/{self.steps_per_epoch} of epoch "
+                                          f"{epoch + 1}; checkpoint written, re-run to resume")
+            if stop_after_steps is not None and self.steps_done >= stop_after_steps:
+                raise TrainingInterrupted(f"{self.name}: stopped after {self.steps_done} steps (simulated interruption)")
         seconds = time.perf_counter() - started
         record: dict[str, Any] = {
             "epoch": epoch + 1, "train_loss": float(loss_sum) / seen, "train_acc_last_head": float(correct) / seen,
@@ -319,6 +317,7 @@ def run_phase(
     if settings.compile and phase.start_epoch < settings.epochs:
         phase.step_model = _compiled(model, reporter, name)
     for epoch in range(phase.start_epoch, settings.epochs):
-        phase.run_epoch(epoch, stop_after_steps)
+        with steps_take_stops():  # a signal here stops at the next step, or after the epoch's validation and checkpoint
+            phase.run_epoch(epoch, stop_after_steps)
     phase.finish()
     return phase.history
