@@ -13,6 +13,11 @@ from types import FrameType
 
 from exitspace.errors import RunDirError
 
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows: run directories are not locked there
+    _fcntl = None  # type: ignore[assignment]
+
 LOCK = "train.lock"
 
 
@@ -76,19 +81,15 @@ def stop_signals(log: Callable[[str], None]) -> Iterator[None]:
 def lock_holder(run_dir: Path) -> int | None:
     """The pid of the `exitspace train` that holds ``run_dir``'s lock now, or None (also where ``fcntl`` is missing)."""
     path = Path(run_dir) / LOCK
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on the supported platforms
-        return None
-    if not path.is_file():
+    if _fcntl is None or not path.is_file():
         return None
     with open(path) as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            _fcntl.flock(handle, _fcntl.LOCK_SH | _fcntl.LOCK_NB)
         except BlockingIOError:
             text = handle.read().strip()
             return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
+        _fcntl.flock(handle, _fcntl.LOCK_UN)
     return None
 
 
@@ -97,15 +98,13 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir/train.lock`` (an advisory lock the system drops when the process dies) for the duration;
     a second `exitspace train` on the same directory gets a one-line RunDirError instead of overwriting
     the first one's checkpoints. Where ``fcntl`` is missing (Windows), nothing is locked."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on the supported platforms
+    if _fcntl is None:  # pragma: no cover - Windows
         yield
         return
     path = Path(run_dir) / LOCK
     with open(path, "a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _fcntl.flock(handle, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "?"
@@ -118,4 +117,4 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            _fcntl.flock(handle, _fcntl.LOCK_UN)
