@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exitspace.cli.cost_cmds import pick_core  # noqa: E402
+from exitspace.flow.profile import pick_core  # noqa: E402
 from exitspace.cost.analytical import AnalyticalBackend  # noqa: E402
 from exitspace.cost.base import LayerCost  # noqa: E402
 from exitspace.cost.cache import CostCache, cached_evaluate  # noqa: E402

@@ -36,7 +36,8 @@ from exitspace.config import load_config
 from exitspace.cost.registry import get_backend
 from exitspace.hardware import load_system
 from exitspace.models.eenn import EENNSpec
-from exitspace.report.flow import ALLOCATION_STRATEGIES, covering_pairs, find_tables, needed_pairs
+from exitspace.flow.tables import covering_pairs, find_tables, needed_pairs
+from exitspace.mapping.optimise import STRATEGIES as ALLOCATION_STRATEGIES
 from exitspace.search.engine import SearchProblem, run_search
 from exitspace.search.evaluator import CodesignEvaluator
 from exitspace.search.objectives import build_constraints

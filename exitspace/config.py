@@ -317,11 +317,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         data.setdefault("name", path.stem)
         data["source"] = str(path)
         for dotted, value in (overrides or {}).items():
-            _set_dotted(data, dotted, value)
+            set_dotted(data, dotted, value)
     return parse_config(data, str(path))
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``dotted`` = "a.b", making missing sections; the one owner of dotted overrides."""
     keys = dotted.split(".")
     node = data
     for key in keys[:-1]:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from exitspace.cli.main import app, register_commands
 from exitspace.errors import ConfigError
 from exitspace.models import build_eenn
-from exitspace.report.finetune import design_head_keys, pick_design, verify_design
+from exitspace.flow.finetune import design_head_keys, pick_design, verify_design
 from exitspace.train.checkpoint import load_checkpoint
 from exitspace.train.config import parse_train_config
 from exitspace.train.exit_table import ExitTable

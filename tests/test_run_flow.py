@@ -127,7 +127,7 @@ def test_killed_search_resumes(tmp_path: Path) -> None:
 def test_alignment_sweep_on_the_quad_core() -> None:
     from exitspace.cost.registry import get_backend
     from exitspace.hardware import load_system
-    from exitspace.report.flow import alignment_sweep
+    from exitspace.flow.run import system_alignment_sweep
     from exitspace.workload.layer import Layer, OpType, Workload
 
     layers = [
@@ -136,7 +136,7 @@ def test_alignment_sweep_on_the_quad_core() -> None:
         Layer("small", OpType.POINTWISE, K=8, C=8, OY=4, OX=4, block="b2"),
         Layer("head", OpType.FC, K=10, C=64, block="b2", exit="A:fc"),
     ]
-    sweep = alignment_sweep(Workload("w", layers), load_system("edge_tpu_quad"), get_backend(), top=2, span=8)
+    sweep = system_alignment_sweep(Workload("w", layers), load_system("edge_tpu_quad"), get_backend(), top=2, span=8)
     names = [entry["name"] for entry in sweep["layers"]]
     assert names == ["big", "dw"]  # most energy first; head layers are not swept
     big, dw = sweep["layers"]
@@ -151,7 +151,8 @@ def test_null_precision_pairs_take_every_quantized_table(tmp_path: Path) -> None
     from test_search_fixtures import synthetic_table
 
     from exitspace.config import parse_config
-    from exitspace.report.flow import Phases, obtain_tables
+    from exitspace.flow.phases import Phases
+    from exitspace.flow.tables import obtain_tables
 
     for pair in ((32, 32), (8, 8), (4, 8)):
         synthetic_table(n=20, pair=pair).save(tmp_path / "tables" / f"t_{pair[0]}_{pair[1]}.npz")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exitspace.search.evaluation import Evaluation
+from exitspace.search.scored import ScoredDesign
 from exitspace.search.space import Available, Design
 from exitspace.train.exit_table import ExitTable
 
@@ -58,7 +58,7 @@ class ToyEvaluator:
         table = next(iter(self.tables.values()))
         return Available.from_head_keys(table.head_keys, list(self.tables), ["greedy", "ga"])
 
-    def evaluate(self, design: Design) -> Evaluation:
+    def evaluate(self, design: Design) -> ScoredDesign:
         self.calls += 1
         table = self.tables[design.precision]
         cols = [table.head_index(k) for k in design.head_keys]
@@ -111,4 +111,4 @@ class ToyEvaluator:
              "cum_latency_cycles": float(cl), "head_energy_pj": float(h)}
             for label, e, l, ce, cl, h in zip(design.labels, stage_e, stage_l, cum_e, cum_l, head_e)
         ]
-        return Evaluation(design, out["val"], out["test"], ratios, accs, stages, memory_fit=True)
+        return ScoredDesign(design, out["val"], out["test"], ratios, accs, stages, memory_fit=True)

@@ -14,8 +14,7 @@ from typing_extensions import Annotated
 
 from exitspace.cli.app import app, console, err_console, user_errors
 from exitspace.errors import ConfigError
-from exitspace.hardware.model import Core, CoreKind, System
-from exitspace.workload.layer import Layer, OpType, Precision, Workload
+from exitspace.flow.profile import check_bits, load_model, profile_rows
 
 HARDWARE_HELP = "a preset name (see `exitspace hardware list`) or a hardware file (ZigZag core / Stream system YAML)"
 
@@ -35,12 +34,6 @@ def _parse_sizes(text: str | None) -> dict[str, int]:
         except ValueError:
             raise ConfigError(f"--sizes: {part!r}: the value must be an integer") from None
     return sizes
-
-
-def _check_bits(bits: int, option: str) -> Precision:
-    if bits < 1 or bits > 32:
-        raise ConfigError(f"{option}: {bits} is not a bit width in 1..32")
-    return Precision.uniform(bits)
 
 
 @app.command()
@@ -66,10 +59,10 @@ def sweep(
     if dim not in ("K", "C", "OX", "OY", "kernel", "bits"):
         raise ConfigError(f"--dim: unknown dimension {dim!r}; use one of K, C, OX, OY, kernel, bits")
     values = parse_range(range_)
-    _check_bits(bits, "--bits")
+    check_bits(bits, "--bits")
     if dim == "bits":
         for v in values:
-            _check_bits(v, "--range")
+            check_bits(v, "--range")
     target = load_core(core, core_id)
     template = template_layer(layer, _parse_sizes(sizes), bits)
     cost_backend = get_backend(backend)
@@ -96,90 +89,6 @@ def sweep(
         )
     (console if console.width >= 140 else Console(width=140)).print(table)
     console.print(f"steps at {dim} = {steps(rows, dim)}; wrote {paths['csv']}, {paths['json']}, {paths['png']}")
-
-
-def pick_core(system: System, layer: Layer, core_id: int | None) -> Core:
-    """The core that runs ``layer`` in a profile: ``core_id`` if given, else the first suitable core by kind
-    (MAC layers on compute cores, pooling on the pooling core, element-wise on the SIMD core)."""
-    if core_id is not None:
-        try:
-            chosen = system.core(core_id)
-        except KeyError:
-            raise ConfigError(f"--core: no core with id {core_id} in {system.name!r}; ids {[c.id for c in system.cores]}") from None
-        if layer.op in chosen.ops:
-            return chosen
-    preference = {
-        OpType.POOL: (CoreKind.POOLING, CoreKind.SIMD, CoreKind.COMPUTE),
-        OpType.ADD: (CoreKind.SIMD, CoreKind.COMPUTE),
-        OpType.ACT: (CoreKind.SIMD, CoreKind.COMPUTE),
-    }.get(layer.op, (CoreKind.COMPUTE,))
-    for kind in preference:
-        for candidate in system.cores_of(kind):
-            if layer.op in candidate.ops:
-                return candidate
-    for candidate in system.cores:
-        if layer.op in candidate.ops:
-            return candidate
-    raise ConfigError(f"hardware {system.name!r}: no core can run layer {layer.name!r} ({layer.op.value}); add a core for it")
-
-
-def load_model(model: str, heads: str, bits: int, exit_bits: int | None) -> Workload:
-    """A workload from a workload JSON file or a backbone name (with its exit heads)."""
-    backbone = _check_bits(bits, "--bits")
-    exits = _check_bits(exit_bits, "--exit-bits") if exit_bits is not None else backbone
-    path = Path(model)
-    if path.suffix == ".json" or path.exists():
-        return Workload.from_json(path).with_precision(backbone, exits)
-    from exitspace.models.eenn import EENNSpec
-    from exitspace.workload.paper import eenn_workload
-
-    spec = EENNSpec.parse({"backbone": model, "head_types": [h.strip() for h in heads.split(",") if h.strip()]})
-    return eenn_workload(spec, precision_backbone=backbone, precision_exits=exits)
-
-
-def profile_rows(workload: Workload, system: System, backend_name: str, core_id: int | None,
-                 cache_path: Path | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Per-layer cost rows and totals (each layer on the core :func:`pick_core` chooses)."""
-    from exitspace.cost.cache import CostCache, cached_evaluate
-    from exitspace.cost.registry import get_backend
-
-    backend = get_backend(backend_name)
-    cache = CostCache(cache_path) if cache_path is not None else None
-    by_core: dict[int, list[int]] = {}
-    cores: dict[int, Core] = {}
-    layer_core: list[int] = []
-    for i, layer in enumerate(workload.layers):
-        chosen = pick_core(system, layer, core_id)
-        cores[chosen.id] = chosen
-        by_core.setdefault(chosen.id, []).append(i)
-        layer_core.append(chosen.id)
-    costs: list[Any] = [None] * len(workload.layers)
-    for cid, idx in by_core.items():
-        layers = [workload.layers[i] for i in idx]
-        for i, cost in zip(idx, cached_evaluate(backend, layers, cores[cid], cache)):
-            costs[i] = cost
-    if cache is not None:
-        cache.close()
-    rows = []
-    for layer, cost, cid in zip(workload.layers, costs, layer_core):
-        dominant = max(
-            ((level, sum(per.values())) for level, per in cost.mem_energy_pj.items()), key=lambda x: x[1], default=("-", 0)
-        )[0]
-        rows.append({
-            "layer": layer.name, "op": layer.op.value, "exit": layer.exit, "macs": layer.macs,
-            "core_id": cid,
-            "core": cost.core, "latency_cycles": cost.latency_cycles, "energy_pj": cost.energy_pj,
-            "compute_cycles": cost.compute_cycles, "stall_cycles": cost.stall_cycles,
-            "onload_cycles": cost.onload_cycles, "offload_cycles": cost.offload_cycles,
-            "spatial_utilization": cost.spatial_utilization, "utilization": cost.utilization,
-            "dominant_memory": dominant, "cost": cost.to_dict(),
-        })
-    totals = {
-        "layers": len(rows), "macs": sum(r["macs"] for r in rows),
-        "latency_cycles": sum(r["latency_cycles"] for r in rows), "energy_pj": sum(r["energy_pj"] for r in rows),
-        "backend": backend.name, "backend_version": backend.version,
-    }
-    return rows, totals
 
 
 @app.command()

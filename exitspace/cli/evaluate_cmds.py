@@ -1,26 +1,21 @@
-"""``exitspace evaluate``: one EENN design on one system: per-stage costs on one allocation, dynamic metrics."""
+"""``exitspace evaluate``: parse the options, run :func:`~exitspace.flow.evaluate.evaluate_request`, print the tables."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Any, Optional
 
-import numpy as np
 import typer
 from rich import box
 from rich.console import Console
+from rich.status import Status
 from rich.table import Table
 
 from exitspace.cli.app import app, console, err_console, user_errors
 from exitspace.errors import ConfigError
-from exitspace.workload.layer import Precision, Workload
-
-if TYPE_CHECKING:
-    from exitspace.dynamic import Calibration, Evaluation, ExitScorer
-    from exitspace.mapping import Allocation, Mapper, StagedNetwork
-    from exitspace.train.exit_table import ExitTable
+from exitspace.flow.evaluate import EvaluateRequest, evaluate_request, write_outputs
+from exitspace.flow.phases import Phases
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -32,69 +27,6 @@ def _floats(text: str, option: str) -> list[float]:
 
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def parse_bits(text: str) -> tuple[int, int]:
-    """``"8/8"`` (backbone/exits), ``"8"`` or ``"fp32/8"`` -> (backbone bits, exit bits); 32 = float."""
-    parts = text.lower().replace("fp32", "32").replace("float", "32").split("/")
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        raise ConfigError(f"--bits: {text!r} is not BACKBONE/EXITS bit widths, e.g. 8/8 or 4/8") from None
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 1 or max(values) > 32:
-        raise ConfigError(f"--bits: {text!r} must be two bit widths in 1..32, e.g. 8/8")
-    return values[0], values[1]
-
-
-def _workload(
-    model: str | None,
-    workload_file: Path | None,
-    width: float,
-    heads: list[str],
-    bits: str | None,
-    table_meta: dict[str, Any] | None = None,
-) -> Workload:
-    """The workload from --workload, or built from --model; with an exit table, its model spec (input
-    size, candidates, ...) and precision pair are used, and a different --model or --bits is an error."""
-    spec_hint = (table_meta or {}).get("model_spec")
-    pair = (table_meta or {}).get("precision_pair")
-    if pair is not None:
-        if bits is not None and parse_bits(bits) != (int(pair[0]), int(pair[1])):
-            raise ConfigError(f"--bits {bits}: the exit table is for {pair[0]}/{pair[1]}; give --bits {pair[0]}/{pair[1]}")
-        bits = bits or f"{pair[0]}/{pair[1]}"
-    if model is None and workload_file is None and spec_hint:
-        model = spec_hint.get("backbone")
-    if (model is None) == (workload_file is None):
-        raise ConfigError("--model / --workload: give exactly one (e.g. --model mobilenetv2_cifar)")
-    if workload_file is not None:
-        result = Workload.from_json(workload_file)
-        if bits is not None:
-            backbone, exits = parse_bits(bits)
-            result = result.with_precision(Precision.uniform(backbone), Precision.uniform(exits))
-        return result
-    backbone, exits = parse_bits(bits or "8/8")
-    from exitspace.models.eenn import EENNSpec
-    from exitspace.workload.paper import eenn_workload
-
-    data: dict[str, Any] = {"backbone": model, "width": width, "head_types": sorted(set(heads))}
-    if spec_hint:
-        if spec_hint.get("backbone") != model:
-            raise ConfigError(
-                f"--model {model}: the exit table is for {spec_hint.get('backbone')!r}; give that model or another table"
-            )
-        data = {**spec_hint, "head_types": sorted(set(spec_hint.get("head_types") or []) | set(heads))}
-    spec = EENNSpec.parse(data)
-    return eenn_workload(spec, precision_backbone=backbone, precision_exits=exits)
-
-
-def _cost_per_exit(cum_e: np.ndarray, cum_l: np.ndarray, objective: str) -> np.ndarray:
-    if objective == "energy":
-        return cum_e
-    if objective == "latency":
-        return cum_l
-    return cum_e * cum_l
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
@@ -266,231 +198,38 @@ def evaluate(
 ) -> None:
     """Cost of an EENN on a multi-core system: per-stage table from ONE allocation, E_avg, L_avg, both
     energy-latency products, the static baseline and the reduction, exit overhead, latency percentiles."""
-    from exitspace.cost.registry import get_backend
-    from exitspace.hardware.loader import load_system
-    from exitspace.mapping import Mapper, resolve_exits
-    from exitspace.train.exit_table import ExitTable
-
-    options = _RatioOptions(ratios, exit_accuracy, exit_table, thresholds, target_drop, max_cost_ratio)
-    exit_labels, head_types = _names(exits), _names(heads)
-    _check_option_combination(objective, policy, head_types, options)
-    given = _allocation_file(allocation)
-
-    table = ExitTable.load(exit_table) if exit_table is not None else None
-    with err_console.status("building workload, system and per-layer costs"):
-        workload = _workload(model, workload_file, width, head_types, bits, None if table is None else table.meta)
-        system = load_system(hardware)
-        mapper = Mapper(workload, system, get_backend(backend))
-    keys = resolve_exits(workload, exit_labels, head_types)
-    policy_name = "overlap" if overlap else "wait"
-    design = _Design(mapper, keys, mapper.network(keys), given, allocation, objective, policy_name, seed)
-    if ratios is not None:
-        derived = _given_ratios(ratios, exit_accuracy)
-    else:
-        assert table is not None
-        derived = _table_ratios(table, policy, options, design)
-
-    evaluation = design.evaluate(derived)
-    paper = design.paper_style(derived.report) if paper_style else None
-    result = _result(design, backend, derived.source, evaluation, paper)
-    _write_outputs(result, evaluation.schedule.allocation, out, save_allocation)
+    request = EvaluateRequest(
+        exits=_names(exits), heads=_names(heads), model=model, workload_file=workload_file, width=width, bits=bits,
+        hardware=hardware, backend=backend, allocation=allocation, objective=objective, confidence=policy,
+        overlap=overlap, seed=seed, paper_style=paper_style,
+        ratios=None if ratios is None else _floats(ratios, "--ratios"),
+        exit_accuracy=None if exit_accuracy is None else _floats(exit_accuracy, "--exit-accuracy"),
+        exit_table=exit_table, thresholds=None if thresholds is None else _floats(thresholds, "--thresholds"),
+        target_drop=target_drop, max_cost_ratio=max_cost_ratio,
+    )
+    phases = StatusPhases()
+    try:
+        result, found = evaluate_request(request, phases)
+    finally:
+        phases.done("")  # a phase an error ended leaves no spinner behind
+    write_outputs(result, found, out, save_allocation)
     if as_json:
         print(json.dumps(result))
     else:
         _print(result)
 
 
-@dataclass(frozen=True)
-class _RatioOptions:
-    """Where the exit ratios come from: --ratios (with --exit-accuracy), or --exit-table with one of
-    --thresholds, --target-drop, --max-cost-ratio."""
+class StatusPhases(Phases):
+    """A spinner on stderr while a phase of the evaluation runs."""
 
-    ratios: str | None
-    exit_accuracy: str | None
-    exit_table: Path | None
-    thresholds: str | None
-    target_drop: float | None
-    max_cost_ratio: float | None
+    def __init__(self) -> None:
+        self.current: Status | None = None
 
+    def start(self, name: str, total: int | None = None) -> None:
+        self.current = err_console.status(name)
+        self.current.start()
 
-@dataclass(frozen=True)
-class _Ratios:
-    """Exit ratios and accuracies to report, the ratios to allocate for (None: the reported ones), where
-    they come from, and the threshold calibration where thresholds were calibrated."""
-
-    report: list[float]
-    accuracies: list[float | None] | None
-    allocation: list[float] | None = None
-    source: str = "given ratios"
-    calibration: Calibration | None = None
-
-
-@dataclass(frozen=True)
-class _Design:
-    """One EENN design on one system: the mapper, the exits (head keys) and their staged network, and how
-    to allocate it (a given allocation or a strategy, objective, ``wait``/``overlap`` policy, GA seed)."""
-
-    mapper: Mapper
-    keys: list[str]
-    net: StagedNetwork
-    given: Allocation | None
-    strategy: str
-    objective: str
-    policy_name: str
-    seed: int
-
-    @property
-    def computed_strategy(self) -> str:
-        """Strategy of the allocations computed here: --allocation, or greedy where that is a file."""
-        return self.strategy if self.given is None else "greedy"
-
-    def cost_per_exit(self, ratios: np.ndarray) -> np.ndarray:
-        """The objective's cost of leaving at each exit, on the allocation for ``ratios`` (or the given one)."""
-        mapper, net = self.mapper, self.net
-        found = self.given or mapper.allocate(net, self.strategy, ratios, self.objective, self.policy_name, self.seed)
-        schedule = mapper.schedule(net, found, self.policy_name)
-        return _cost_per_exit(schedule.cum_energy, schedule.cum_latency, self.objective)
-
-    def evaluate(self, ratios: _Ratios) -> Evaluation:
-        """Allocate (unless given), schedule and score the design on ``ratios``, with their calibration."""
-        from exitspace.dynamic import evaluate_design
-
-        with err_console.status(f"allocating ({self.strategy})"):
-            evaluation = evaluate_design(
-                self.mapper, self.keys, ratios.report, ratios.accuracies, strategy=self.computed_strategy,
-                policy=self.policy_name, objective=self.objective, seed=self.seed, allocation=self.given,
-                allocation_ratios=ratios.allocation,
-            )
-        evaluation.calibration = ratios.calibration
-        return evaluation
-
-    def paper_style(self, ratios: list[float]) -> dict[str, Any]:
-        """The paper's figures (per-stage allocations, heads in the static energy) for ``ratios``."""
-        from exitspace.dynamic.paper_style import paper_style_metrics
-
-        with err_console.status("paper-style per-stage allocations"):
-            return paper_style_metrics(self.mapper, self.net, ratios, self.computed_strategy, self.seed).to_dict()
-
-
-def _check_option_combination(objective: str, confidence: str, head_types: list[str], options: _RatioOptions) -> None:
-    """One-line errors for an unknown objective or confidence, no head type, or ratio options that do not
-    say where the exit ratios come from."""
-    from exitspace.dynamic.confidence import check_confidence
-    from exitspace.mapping.schedule import check_objective
-
-    check_objective(objective)
-    check_confidence(confidence)
-    if not head_types:
-        raise ConfigError("--heads: empty; give a head type such as pool4_fc1")
-    if (options.ratios is None) == (options.exit_table is None):
-        raise ConfigError("--ratios / --exit-table: give exactly one (exit ratios directly, or an exit table to derive them)")
-    if options.exit_table is None and (
-        options.thresholds or options.target_drop is not None or options.max_cost_ratio is not None
-    ):
-        raise ConfigError("--thresholds/--target-drop/--max-cost-ratio need --exit-table")
-
-
-def _allocation_file(allocation: str) -> Allocation | None:
-    """The allocation of ``--allocation FILE.json``; None where it names a strategy."""
-    from exitspace.mapping import Allocation
-    from exitspace.mapping.optimise import STRATEGIES
-
-    if allocation in STRATEGIES:
-        return None
-    path = Path(allocation)
-    if not path.suffix.lower() == ".json":
-        raise ConfigError(f"--allocation: unknown strategy {allocation!r}; use one of {list(STRATEGIES)} or a .json file")
-    return Allocation.load(path)
-
-
-def _given_ratios(ratios: str, exit_accuracy: str | None) -> _Ratios:
-    """The exit ratios of --ratios, with the accuracies of --exit-accuracy where given."""
-    report = _floats(ratios, "--ratios")
-    accuracies: list[float | None] | None = None
-    if exit_accuracy is not None:
-        accuracies = list(_floats(exit_accuracy, "--exit-accuracy"))
-    return _Ratios(report, accuracies)
-
-
-def _table_ratios(table: ExitTable, confidence: str, options: _RatioOptions, design: _Design) -> _Ratios:
-    """Exit ratios and accuracies from an exit table, for the given thresholds or thresholds calibrated on
-    val: allocated for the val ratios, reported on test where the table has it."""
-    from exitspace.dynamic import ExitScorer, parse_thresholds
-
-    keys = design.keys
-    val = ExitScorer.from_exit_table(table, "val", keys, confidence)
-    test = ExitScorer.from_exit_table(table, "test", keys, confidence) if "test" in table.logits else None
-    chosen = (options.target_drop is not None) + (options.max_cost_ratio is not None) + (options.thresholds is not None)
-    if chosen != 1:
-        raise ConfigError("--exit-table: give exactly one of --thresholds, --target-drop, --max-cost-ratio")
-    calibration: Calibration | None = None
-    if options.thresholds is not None:
-        vector = parse_thresholds(_floats(options.thresholds, "--thresholds"), len(keys))
-        val_out = val.outcome(vector)
-        report = test.outcome(vector) if test is not None else val_out
-    else:
-        calibration = _calibrate(val, test, options, design)
-        val_out = calibration.val
-        report = calibration.test or val_out
-    return _Ratios(
-        allocation=list(val_out.ratios),
-        report=list(report.ratios),
-        accuracies=list(report.exit_accuracy),
-        source=f"{report.split} split ({report.samples} samples)",
-        calibration=calibration,
-    )
-
-
-def _calibrate(val: ExitScorer, test: ExitScorer | None, options: _RatioOptions, design: _Design) -> Calibration:
-    """Thresholds calibrated on val for --target-drop or --max-cost-ratio. The cost per exit depends on the
-    allocation, which depends on the ratios the thresholds give: iterate (at most 3 rounds, from equal
-    ratios) until the thresholds repeat."""
-    from exitspace.dynamic import calibrate
-
-    max_cost_ratio = options.max_cost_ratio
-    current = np.full(len(design.keys), 1.0 / len(design.keys))
-    previous: list[float] | None = None
-    with err_console.status("calibrating thresholds on val"):
-        for _ in range(3):
-            cost = design.cost_per_exit(current)
-            calibration = calibrate(
-                val, cost, target_drop=options.target_drop,
-                max_cost=None if max_cost_ratio is None else max_cost_ratio * float(cost[-1]), test=test,
-            )
-            current = np.asarray(calibration.val.ratios)
-            if calibration.thresholds == previous:
-                break
-            previous = calibration.thresholds
-    return calibration
-
-
-def _result(
-    design: _Design, backend: str, ratios_from: str, evaluation: Evaluation, paper: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The full result: network, exits, bits, hardware, backend, where the ratios come from, the evaluation
-    and the paper-style figures."""
-    workload = design.mapper.workload
-    backbone_bits = next(iter(workload.backbone())).precision.weight
-    exit_bits = next((layer.precision.weight for layer in workload if layer.exit), backbone_bits)
-    return {
-        "network": workload.name,
-        "exits": design.keys,
-        "bits": f"{backbone_bits}/{exit_bits}",
-        "hardware": design.mapper.system.name,
-        "backend": backend,
-        "ratios_from": ratios_from,
-        **evaluation.to_dict(),
-        "paper_style": paper,
-    }
-
-
-def _write_outputs(
-    result: dict[str, Any], allocation: Allocation, out: Path | None, save_allocation: Path | None
-) -> None:
-    """Write the result JSON to ``out`` and the allocation JSON to ``save_allocation`` (where given)."""
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1))
-    if save_allocation is not None:
-        save_allocation.parent.mkdir(parents=True, exist_ok=True)
-        save_allocation.write_text(json.dumps(allocation.to_dict(), indent=1))
+    def done(self, name: str, message: str = "") -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None

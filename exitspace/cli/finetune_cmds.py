@@ -47,7 +47,7 @@ def finetune(
     """Fine-tune one searched design with its own exits only, then compare accuracy, exit ratios and ELP
     with the supernet's (same allocation; searched thresholds, and thresholds refitted on validation).
     Resumes like `exitspace train`."""
-    from exitspace.report.finetune import verify_design
+    from exitspace.flow.finetune import verify_design
     from exitspace.train.progress import Reporter
 
     reporter = Reporter(console=err_console, quiet=json_output)

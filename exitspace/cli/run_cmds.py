@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from exitspace.cli.app import app, console, err_console, user_errors
 from exitspace.config import RunConfig, load_config
 from exitspace.errors import ConfigError
-from exitspace.report.flow import FlowResult, Phases, run_flow
+from exitspace.flow.phases import Phases
+from exitspace.flow.run import FlowResult, run_flow
 
 
 class RichPhases(Phases):

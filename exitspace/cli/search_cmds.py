@@ -15,7 +15,7 @@ from exitspace.cli.app import app, console, user_errors
 from exitspace.cli.run_cmds import RichPhases, _load, print_summary, summary
 from exitspace.errors import DataError
 from exitspace.report.compare import compare_fronts
-from exitspace.report.flow import run_flow
+from exitspace.flow.run import run_flow
 from exitspace.report.render import write_report
 from exitspace.search.codesign import RESULTS_FORMAT
 
@@ -38,11 +38,6 @@ def search(
     cfg = _load(config, set_)
     with RichPhases(quiet=as_json) as phases:
         result = run_flow(cfg, run_dir, trials=trials, phases=phases, write=not no_report, allow_train=False)
-    if no_report:
-        out = result.run_dir / "report"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(result.results, indent=1))
-        result.paths = {"results": out / "results.json"}
     if as_json:
         console.print_json(json.dumps(summary(result)))
     else:

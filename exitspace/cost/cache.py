@@ -131,3 +131,17 @@ def cached_evaluate(
         for i, cost in zip(missing, fresh):
             costs[i] = cost
     return costs  # type: ignore[return-value]
+
+
+class PersistentBackend:
+    """A cost backend behind a persistent :class:`CostCache` (same name and version as the wrapped one)."""
+
+    def __init__(self, backend: CostBackend, path: Path) -> None:
+        self.inner = backend
+        self.name = backend.name
+        self.version = backend.version
+        self.cache = CostCache(path)
+
+    def evaluate(self, layers: Sequence[Layer], core: Core) -> list[LayerCost]:
+        """Cached costs; the rest from the wrapped backend."""
+        return cached_evaluate(self.inner, layers, core, self.cache)

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Sequence, cast
 
 from exitspace.cost.base import CostBackend, LayerCost
+from exitspace.cost.cache import layer_key
 from exitspace.errors import ConfigError
 from exitspace.hardware.model import Core
-from exitspace.workload.layer import Layer, OpType, Precision
+from exitspace.workload.layer import Layer, OpType, Precision, Workload
 
 SWEEP_DIMS = ("K", "C", "OX", "OY", "kernel", "bits")
 
@@ -74,7 +75,7 @@ def vary(layer: Layer, dim: str, value: int) -> Layer:
     # cast: mypy checks a **dict[str, int] against every field of Layer
     if dim in ("FX", "FY"):
         return replace(layer, **cast(dict[str, Any], {dim: value}), name=name)
-    if layer.op == OpType.DEPTHWISE and dim in ("K", "C"):
+    if layer.is_depthwise and dim in ("K", "C"):
         return replace(layer, K=value, C=value, groups=value, name=name)
     if layer.op == OpType.FC and dim in ("OX", "OY"):
         raise ConfigError(f"--dim {dim}: a fully connected layer has no spatial size; sweep K or C")
@@ -113,6 +114,43 @@ def sweep(
         )
         previous = cost
     return rows
+
+
+def alignment_sweep(workload: Workload, core: Core, backend: CostBackend, top: int, span: int = 12) -> dict[str, Any]:
+    """Energy and latency of the ``top`` most energy-costly backbone MAC layer shapes (8-bit, on ``core``) as
+    their output channels K (depthwise: channels) vary by up to ``span`` around the network's value."""
+    layers = [layer.with_precision(Precision.uniform(8)) for layer in workload.backbone() if layer.op.is_mac]
+    costs = backend.evaluate(layers, core)
+    total = sum(c.energy_pj for c in costs)
+    groups: dict[tuple[Any, ...], list[tuple[Layer, LayerCost]]] = {}
+    for layer, cost in zip(layers, costs):  # layers of one shape behave alike: sweep one per shape
+        groups.setdefault(layer_key(layer), []).append((layer, cost))
+    ranked = sorted(groups.values(), key=lambda g: -sum(c.energy_pj for _, c in g))[:top]
+    out = []
+    for group in ranked:
+        layer = group[0][0]
+        values = list(range(max(1, layer.K - span), layer.K + span + 1))
+        if not layer.is_depthwise:
+            values = [v for v in values if v % layer.groups == 0]
+        swept = [vary(layer, "K", v) for v in values]
+        results = backend.evaluate(swept, core)
+        out.append({
+            "name": layer.name, "dim": "channels" if layer.is_depthwise else "K", "actual": layer.K, "values": values,
+            "energy_pj": [r.energy_pj for r in results], "latency_cycles": [r.latency_cycles for r in results],
+            "macs": [s.macs for s in swept], "share": sum(c.energy_pj for _, c in group) / total if total else 0.0,
+            "same_shape": [other.name for other, _ in group[1:]],
+            "spatial_utilization": [r.spatial_utilization for r in results],
+        })
+    array = core.operational_array.sizes
+    unrolled = {d: "+".join(core.dataflow.get(d, ())) for d in array}
+    dims = ", ".join(f"{d}={n} ({unrolled[d] or '-'})" for d, n in array.items())
+    return {
+        "core": core.name,
+        "layers": out,
+        "note": (f"The {len(out)} backbone layer shapes with the most energy at 8 bits on {core.name} (on-chip "
+                 f"levels; layers of one shape counted together), swept over their output channels; steps show where "
+                 f"the channel count stops filling the MAC array's unrolled dimensions ({dims})."),
+    }
 
 
 def steps(rows: Sequence[dict[str, Any]], dim: str) -> list[int]:

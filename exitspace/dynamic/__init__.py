@@ -8,7 +8,7 @@ Entry points: :func:`~exitspace.dynamic.evaluate.evaluate_design` (one design en
 
 from exitspace.dynamic.calibration import Calibration, calibrate
 from exitspace.dynamic.confidence import CONFIDENCES, confidence
-from exitspace.dynamic.evaluate import Evaluation, evaluate_design
+from exitspace.dynamic.evaluate import DesignEvaluation, deploy, evaluate_design
 from exitspace.dynamic.exits import ExitOutcome, ExitScorer, ScoreBatch, parse_thresholds
 from exitspace.dynamic.metrics import DynamicMetrics, StaticBaseline, dynamic_metrics, latency_percentiles
 from exitspace.dynamic.paper_style import PaperStyleMetrics, paper_style_metrics
@@ -16,8 +16,8 @@ from exitspace.dynamic.paper_style import PaperStyleMetrics, paper_style_metrics
 __all__ = [
     "CONFIDENCES",
     "Calibration",
+    "DesignEvaluation",
     "DynamicMetrics",
-    "Evaluation",
     "ExitOutcome",
     "ExitScorer",
     "PaperStyleMetrics",
@@ -25,6 +25,7 @@ __all__ = [
     "StaticBaseline",
     "calibrate",
     "confidence",
+    "deploy",
     "dynamic_metrics",
     "evaluate_design",
     "latency_percentiles",

@@ -16,17 +16,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
+
 from exitspace.dynamic.calibration import Calibration
 from exitspace.dynamic.metrics import DynamicMetrics, dynamic_metrics
 from exitspace.mapping.allocation import Allocation
 from exitspace.mapping.mapper import Mapper, check_ratios
+from exitspace.mapping.network import StagedNetwork
 from exitspace.mapping.optimise import GAConfig
 from exitspace.mapping.schedule import Schedule
 
 
 @dataclass
-class Evaluation:
-    """Everything computed for one design."""
+class DesignEvaluation:
+    """Everything computed for one design on one deployable allocation."""
 
     schedule: Schedule
     static_schedule: Schedule
@@ -55,17 +58,35 @@ def evaluate_design(
     allocation: Allocation | None = None,
     allocation_ratios: Sequence[float] | None = None,
     ga: GAConfig | None = None,
-) -> Evaluation:
+) -> DesignEvaluation:
     """Allocate (unless ``allocation`` is given), schedule, and compute the metrics of one design."""
     net = mapper.network(list(exit_keys))
     values = check_ratios(ratios, net.num_stages)
-    if allocation is None:
-        alloc_ratios = values if allocation_ratios is None else check_ratios(allocation_ratios, net.num_stages)
-        allocation = mapper.allocate(net, strategy, alloc_ratios, objective, policy, seed, ga)
-        static_strategy = strategy
+    static_strategy = strategy if allocation is None else "greedy"
+    if allocation is None and allocation_ratios is not None:
+        values_to_allocate = check_ratios(allocation_ratios, net.num_stages)
     else:
-        static_strategy = "greedy"
-    schedule = mapper.schedule(net, allocation, policy)
+        values_to_allocate = values
+    allocation, schedule = deploy(mapper, net, strategy, values_to_allocate, objective, policy, seed, allocation, ga)
     static = mapper.static_schedule(net.exit_keys[-1], static_strategy, objective, seed, ga)
     metrics = dynamic_metrics(schedule, values, static, exit_accuracy)
-    return Evaluation(schedule=schedule, static_schedule=static, metrics=metrics)
+    return DesignEvaluation(schedule=schedule, static_schedule=static, metrics=metrics)
+
+
+def deploy(
+    mapper: Mapper,
+    net: StagedNetwork,
+    strategy: str,
+    allocation_ratios: Sequence[float] | np.ndarray,
+    objective: str,
+    policy: str,
+    seed: int = 0,
+    allocation: Allocation | None = None,
+    ga: GAConfig | None = None,
+) -> tuple[Allocation, Schedule]:
+    """The one deployable mapping of a design, as ``exitspace evaluate`` and the search both compute it: the
+    allocation ``strategy`` finds for ``allocation_ratios`` (unless ``allocation`` is given), and its schedule
+    under the head ``policy`` (``wait`` / ``overlap``)."""
+    if allocation is None:
+        allocation = mapper.allocate(net, strategy, allocation_ratios, objective, policy, seed, ga)
+    return allocation, mapper.schedule(net, allocation, policy)

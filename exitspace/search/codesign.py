@@ -32,7 +32,7 @@ from exitspace.search.engine import (
     run_search,
     study_fingerprint,
 )
-from exitspace.search.evaluation import Evaluation, Evaluator
+from exitspace.search.scored import Evaluator, ScoredDesign
 from exitspace.search.hypervolume import hypervolume, hypervolume_curve, normalise, reference_point
 from exitspace.search.objectives import build_constraints, explain_infeasible, metric_key, violations
 from exitspace.search.space import Design, DesignSpace, PrecisionPair, pair_name
@@ -73,11 +73,11 @@ def _reference_pair(pairs: tuple[PrecisionPair, ...]) -> PrecisionPair:
     return (8, 8) if (8, 8) in pairs else max(pairs, key=lambda p: (min(p), p))
 
 
-def static_variants(inputs: CodesignInputs, pairs: tuple[PrecisionPair, ...]) -> dict[str, list[Evaluation]]:
+def static_variants(inputs: CodesignInputs, pairs: tuple[PrecisionPair, ...]) -> dict[str, list[ScoredDesign]]:
     """The static network (final exit only) per pair and final head type, each on the allocation strategy
     with the lowest validation ELP."""
     space = inputs.space
-    out: dict[str, list[Evaluation]] = {}
+    out: dict[str, list[ScoredDesign]] = {}
     for pair in pairs:
         out[pair_name(pair)] = []
         for head in space.head_types[space.final]:
@@ -88,7 +88,7 @@ def static_variants(inputs: CodesignInputs, pairs: tuple[PrecisionPair, ...]) ->
 
 
 def static_baselines(inputs: CodesignInputs, pairs: tuple[PrecisionPair, ...],
-                     variants: dict[str, list[Evaluation]] | None = None) -> dict[str, Evaluation]:
+                     variants: dict[str, list[ScoredDesign]] | None = None) -> dict[str, ScoredDesign]:
     """The static baseline per pair: of the static networks (one per final head type), the one with the lowest
     validation ELP among those within 1 point of the most accurate one on validation, so that neither an
     inaccurate nor a needlessly costly final head makes the baseline weak."""
@@ -101,7 +101,7 @@ def static_baselines(inputs: CodesignInputs, pairs: tuple[PrecisionPair, ...],
     return out
 
 
-def paper_baselines(inputs: CodesignInputs, pair: PrecisionPair, static: Evaluation) -> list[Evaluation]:
+def paper_baselines(inputs: CodesignInputs, pair: PrecisionPair, static: ScoredDesign) -> list[ScoredDesign]:
     """The paper's designs at ``pair`` under the paper's rule (shared threshold, heads wait for their exit);
     head type per early exit: the most accurate on validation; final head as in the static baseline; the
     allocation strategy with the lowest validation ELP."""
@@ -132,8 +132,8 @@ def _head_accuracy(inputs: CodesignInputs, label: str, head: str, pair: Precisio
 
 
 def refine_allocation(
-    problem: SearchProblem, front: list[Evaluation], strategy: str | None, keep_all: bool = False
-) -> list[tuple[Evaluation, Evaluation]]:
+    problem: SearchProblem, front: list[ScoredDesign], strategy: str | None, keep_all: bool = False
+) -> list[tuple[ScoredDesign, ScoredDesign]]:
     """Re-map each design with an optimising allocation strategy (e.g. the GA, too slow inside the search) and
     keep the new mapping where it stays feasible and lowers the validation ELP; then drop designs that the
     refined ones dominate (unless ``keep_all``). Returns (kept evaluation, searched evaluation) pairs."""
@@ -154,14 +154,14 @@ def refine_allocation(
     return [pair for pair, k in zip(pairs, keep) if k]
 
 
-def headline(front: list[Evaluation], static: Evaluation, max_loss: float = MAX_LOSS_POINTS) -> dict[str, Any]:
+def headline(front: list[ScoredDesign], static: ScoredDesign, max_loss: float = MAX_LOSS_POINTS) -> dict[str, Any]:
     """The largest ELP reduction against ``static`` at <= ``max_loss`` accuracy loss.
 
     The design is selected on validation (accuracy loss <= max_loss there, lowest validation ELP) and its
     test figures are reported; the best test-selected figure is given too, marked as such.
     """
 
-    def pick(split: str) -> Evaluation | None:
+    def pick(split: str) -> ScoredDesign | None:
         ok = [e for e in front if e.split(split)["accuracy"] >= static.split(split)["accuracy"] - max_loss]
         return min(ok, key=lambda e: e.split(split)["elp"]) if ok else None
 
@@ -192,7 +192,7 @@ def headline(front: list[Evaluation], static: Evaluation, max_loss: float = MAX_
     return out
 
 
-def _front_hv(front: list[Evaluation], objectives: list[str], elp_def: str, scale: dict[str, float],
+def _front_hv(front: list[ScoredDesign], objectives: list[str], elp_def: str, scale: dict[str, float],
               reference: dict[str, float], split: str = "test") -> float:
     import numpy as np
 
@@ -207,8 +207,8 @@ class _StaticBaselines:
     """The static networks of a run: every final-head variant and the baseline per pair, and the pair the
     headline and the hypervolume normalisation compare with."""
 
-    variants: dict[str, list[Evaluation]]
-    per_pair: dict[str, Evaluation]
+    variants: dict[str, list[ScoredDesign]]
+    per_pair: dict[str, ScoredDesign]
     reference_pair: PrecisionPair
 
     @classmethod
@@ -219,7 +219,7 @@ class _StaticBaselines:
         return cls(variants, static_baselines(inputs, pairs, variants), _reference_pair(pairs))
 
     @property
-    def reference(self) -> Evaluation:
+    def reference(self) -> ScoredDesign:
         """The static baseline at the reference pair."""
         return self.per_pair[pair_name(self.reference_pair)]
 
@@ -249,10 +249,10 @@ class _Searched:
     problem: SearchProblem
     study: _Study
     outcome: SearchOutcome
-    refined: list[tuple[Evaluation, Evaluation]]
+    refined: list[tuple[ScoredDesign, ScoredDesign]]
 
     @property
-    def front(self) -> list[Evaluation]:
+    def front(self) -> list[ScoredDesign]:
         """The refined Pareto front."""
         return [e for e, _ in self.refined]
 
@@ -283,7 +283,7 @@ def run_codesign(
     if s.baselines.mac_proxy:
         mac = _mac_proxy_baseline(s, searched, s.baselines.mac_proxy_trials or trials, test_scale,
                                   report("mac-proxy search"))
-    paper: list[Evaluation] = []
+    paper: list[ScoredDesign] = []
     if s.baselines.paper == "on" or (s.baselines.paper == "auto" and "mobilenetv2" in inputs.backbone.lower()):
         paper = paper_baselines(inputs, searched.baselines.reference_pair, static_ref)
 
@@ -348,7 +348,7 @@ def _mac_proxy_baseline(s: SearchConfig, searched: _Searched, trials: int, test_
 
 
 def _results_document(config: RunConfig, inputs: CodesignInputs, searched: _Searched, hypervolume: dict[str, Any],
-                      paper: list[Evaluation], mac: dict[str, Any] | None) -> dict[str, Any]:
+                      paper: list[ScoredDesign], mac: dict[str, Any] | None) -> dict[str, Any]:
     """The results document of a run (what the report renders)."""
     s = config.search
     baselines = searched.baselines
@@ -399,7 +399,7 @@ def _space_info(space: DesignSpace, refine_allocation: str | None) -> dict[str, 
     }
 
 
-def _headline_info(front: list[Evaluation], baselines: _StaticBaselines) -> dict[str, Any]:
+def _headline_info(front: list[ScoredDesign], baselines: _StaticBaselines) -> dict[str, Any]:
     """The headline against the reference static baseline, and in brief against each of its final-head variants."""
     return {**headline(front, baselines.reference),
             "against_each_final_head": [

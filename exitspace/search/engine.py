@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from exitspace.errors import ConfigError
-from exitspace.search.evaluation import Evaluation, Evaluator
+from exitspace.search.scored import Evaluator, ScoredDesign
 from exitspace.search.objectives import Constraint, directions, objective_values, violations
 from exitspace.search.space import Design, DesignSpace
 from exitspace.search.storage import TrialLog, is_trial_log, open_storage, open_trial_log, to_frozen, trial_log_url
@@ -43,13 +43,13 @@ class SearchProblem:
     objectives: list[str]
     elp_definition: str
     constraints: list[Constraint]
-    objective_override: Callable[[Evaluation], list[float]] | None = None
-    _cache: dict[Design, Evaluation] = field(default_factory=dict, repr=False)
+    objective_override: Callable[[ScoredDesign], list[float]] | None = None
+    _cache: dict[Design, ScoredDesign] = field(default_factory=dict, repr=False)
     _designs: dict[tuple[Any, ...], Design] = field(default_factory=dict, repr=False)
     eval_seconds: float = 0.0
     evaluations: int = 0
 
-    def evaluate(self, design: Design) -> Evaluation:
+    def evaluate(self, design: Design) -> ScoredDesign:
         """Evaluate with memoisation (NSGA-II revisits designs)."""
         cached = self._cache.get(design)
         if cached is None:
@@ -78,7 +78,7 @@ class SearchProblem:
         """Constraint values (<= 0: met)."""
         return violations(self.evaluate(design), self.constraints)
 
-    def values(self, evaluation: Evaluation) -> list[float]:
+    def values(self, evaluation: ScoredDesign) -> list[float]:
         """Objective values (val split)."""
         if self.objective_override is not None:
             return self.objective_override(evaluation)
@@ -91,7 +91,7 @@ class TrialResult:
 
     number: int
     generation: int
-    evaluation: Evaluation
+    evaluation: ScoredDesign
     values: list[float]
     violations: list[float]
 

@@ -14,14 +14,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from exitspace.cost.base import CostBackend
-from exitspace.dynamic import ExitScorer, confidence, dynamic_metrics
+from exitspace.dynamic import ExitScorer, confidence, deploy, dynamic_metrics
 from exitspace.errors import CheckpointError, ConfigError
 from exitspace.hardware.model import System
 from exitspace.mapping import LayerCostCache, Mapper
 from exitspace.mapping.allocation import to_array
 from exitspace.mapping.costs import activation_capacity, layer_bits
 from exitspace.mapping.schedule import StageCost
-from exitspace.search.evaluation import Evaluation
+from exitspace.search.scored import ScoredDesign
 from exitspace.search.space import Available, Design, PrecisionPair
 from exitspace.train.exit_table import ExitTable
 from exitspace.workload.layer import Precision, Workload
@@ -97,7 +97,7 @@ class CodesignEvaluator:
     def _scorer(self, pair: PrecisionPair, split: str, keys: list[str], cols: list[int]) -> ExitScorer:
         return ExitScorer(self._conf[(pair, split)][cols].T, self._correct[(pair, split)][cols].T, keys, split)
 
-    def evaluate(self, design: Design) -> Evaluation:
+    def evaluate(self, design: Design) -> ScoredDesign:
         """All metrics of one design (see module docstring)."""
         if design.precision not in self.tables:
             raise ConfigError(f"design {design.name}: no exit table for precision {design.precision}")
@@ -107,9 +107,8 @@ class CodesignEvaluator:
                     for s in ("val", "test")}
         mapper = self.mapper(design.precision)
         net = mapper.network(keys)
-        allocation = mapper.allocate(net, design.allocation, outcomes["val"].ratios, self.objective, design.policy,
-                                     self.seed)
-        schedule = mapper.schedule(net, allocation, design.policy)
+        allocation, schedule = deploy(mapper, net, design.allocation, outcomes["val"].ratios, self.objective,
+                                      design.policy, self.seed)
         stage_macs = np.bincount(net.stage_of, weights=self._layer_macs[net.layer_index], minlength=net.num_stages)
         cum_macs = np.cumsum(stage_macs)
         metrics: dict[str, dict[str, float]] = {}
@@ -136,7 +135,7 @@ class CodesignEvaluator:
             row["head_key"], row["exit"] = stage.exit, stage.label
             row["macs"] = float(macs)
             stages.append(row)
-        return Evaluation(
+        return ScoredDesign(
             design=design,
             val=metrics["val"],
             test=metrics["test"],

@@ -1,4 +1,4 @@
-"""Objectives and constraints of the search, computed from an :class:`Evaluation`'s validation metrics.
+"""Objectives and constraints of the search, computed from a :class:`ScoredDesign`'s validation metrics.
 
 Optuna's convention for constraints: a value <= 0 is satisfied. Every constraint is kept with its name so
 an infeasible set can be explained ("no design meets accuracy >= 99% ...").
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal, Mapping
 
 from exitspace.config import ConstraintsConfig
-from exitspace.search.evaluation import Evaluation
+from exitspace.search.scored import ScoredDesign
 from exitspace.search.space import DesignSpace, PrecisionPair
 
 MAXIMISED = {"accuracy"}
@@ -23,7 +23,7 @@ def metric_key(objective: str, elp_definition: str) -> str:
     return objective
 
 
-def objective_values(evaluation: Evaluation, objectives: list[str], elp_definition: str, split: str = "val") -> list[float]:
+def objective_values(evaluation: ScoredDesign, objectives: list[str], elp_definition: str, split: str = "val") -> list[float]:
     """Objective values in the study's directions (accuracy as is, maximised; the rest minimised)."""
     metrics = evaluation.split(split)
     return [float(metrics[metric_key(name, elp_definition)]) for name in objectives]
@@ -41,8 +41,8 @@ class Constraint:
     name: str
     field: str
     text: str
-    violation: Callable[[Evaluation], float]
-    value: Callable[[Evaluation], float]
+    violation: Callable[[ScoredDesign], float]
+    value: Callable[[ScoredDesign], float]
     fmt: Callable[[float], str]
 
 
@@ -61,7 +61,7 @@ def build_constraints(
     out: list[Constraint] = []
     prefix = "search.constraints."
 
-    def acc(e: Evaluation) -> float:
+    def acc(e: ScoredDesign) -> float:
         return float(e.val["accuracy"])
 
     if config.min_accuracy is not None:
@@ -71,7 +71,7 @@ def build_constraints(
     if config.max_accuracy_drop is not None:
         drop = config.max_accuracy_drop
 
-        def loss(e: Evaluation) -> float:
+        def loss(e: ScoredDesign) -> float:
             return static_accuracy[e.design.precision] - acc(e)
 
         out.append(Constraint("max_accuracy_drop", prefix + "max_accuracy_drop",
@@ -110,12 +110,12 @@ def build_constraints(
     return out
 
 
-def violations(evaluation: Evaluation, constraints: list[Constraint]) -> list[float]:
+def violations(evaluation: ScoredDesign, constraints: list[Constraint]) -> list[float]:
     """Constraint values for Optuna (<= 0: met)."""
     return [float(c.violation(evaluation)) for c in constraints]
 
 
-def explain_infeasible(evaluations: list[Evaluation], constraints: list[Constraint]) -> str:
+def explain_infeasible(evaluations: list[ScoredDesign], constraints: list[Constraint]) -> str:
     """A one-line message for an empty feasible set: which constraint no design meets, and the best value."""
     if not evaluations:
         return "the search evaluated no design; raise search.trials"

@@ -89,6 +89,11 @@ class Layer:
             )
 
     @property
+    def is_depthwise(self) -> bool:
+        """A depthwise op, or any convolution with one group per channel (K = C = groups > 1)."""
+        return self.op == OpType.DEPTHWISE or (self.groups == self.K == self.C and self.groups > 1)
+
+    @property
     def IY(self) -> int:
         """Input rows read (before padding is removed), from output size, stride and kernel."""
         return (self.OY - 1) * self.stride[0] + self.FY - 2 * self.padding[0]

@@ -1,4 +1,4 @@
-"""What the search needs from the stages below it: ``evaluate(design) -> Evaluation``.
+"""What the search needs from the stages below it: ``evaluate(design) -> ScoredDesign``.
 
 The search never computes exit ratios or costs itself; an :class:`Evaluator` (built from the exit tables,
 the workload, the cost backend, the mapping and the dynamic-inference stage) does. Metrics come per split:
@@ -31,7 +31,7 @@ spent in exit heads; ``macs_avg`` the expected MACs per sample (the hardware-bli
 
 
 @dataclass
-class Evaluation:
+class ScoredDesign:
     """Everything known about one design."""
 
     design: Design
@@ -62,7 +62,7 @@ class Evaluation:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Evaluation":
+    def from_dict(cls, data: dict[str, Any]) -> "ScoredDesign":
         """Inverse of :meth:`to_dict`."""
         return cls(
             design=Design.from_dict(data["design"]),
@@ -80,6 +80,6 @@ class Evaluation:
 class Evaluator(Protocol):
     """Scores designs; must be deterministic and fast (the search calls it thousands of times)."""
 
-    def evaluate(self, design: Design) -> Evaluation:
+    def evaluate(self, design: Design) -> ScoredDesign:
         """All metrics of one design."""
         ...
