@@ -1,157 +1,109 @@
-"""Speed of the co-design search: N candidate evaluations from exit tables and a warm cost cache.
+"""Cost of the command users run: ``exitspace search CONFIG --trials N`` in a fresh run directory, then again.
 
-    python benchmarks/search.py [--trials 10000] [--repeats 3] [--config resnet20_cifar10] [--out FILE]
+    python benchmarks/search.py [--config configs/resnet20_cifar10.yaml] [--trials 1000 10000] [--out FILE]
 
-Writes JSON (default benchmarks/results/search.json) with, for one search of ``--trials`` trials
-(NSGA-II, the config's design space, in-memory sampling written to the SQLite trial log per generation):
-
-- ``total_s``: wall clock of the search; target < 60 s for 10,000 trials on the 2-core machine;
-- ``evaluation_s``: time inside the evaluator (exit-table scoring on val and test, allocation with the
-  design's strategy, schedule, dynamic metrics), ``unique_designs`` (evaluations; repeated designs are
-  memoised), ``persist_s`` (writing finished generations to the trial log) and
-  ``sampler_overhead_s = total_s - evaluation_s - persist_s`` (Optuna's NSGA-II, parameter bookkeeping);
-- ``eval_ms_median``: median over ``--repeats`` runs of the mean evaluation time of 500 fresh designs,
-  per allocation strategy of the config (the searched space uses ``--allocations``, default round_robin:
-  greedy / GA allocation are optimisers in their own right and add their own time per design);
-- ``warm_cost_s``: building the cost matrices of every precision pair once (not part of the search).
-
-Exit tables: the committed ones of the config when present, else synthetic tables of the same shape
-(ResNet-20 heads, 5,000 val / 10,000 test samples) so the timing is representative; the JSON says which.
+For every ``--trials`` N, the real command runs as a subprocess (``--no-report``: figures are not the search)
+in a new temporary run directory, and then once more on that finished run directory (nothing new to do).
+For each run the child's own resource usage (``os.wait4``) gives CPU seconds (user + system) and peak RSS;
+the results document gives the front's hypervolume on the test split and the MAC-proxy front's. Writes JSON
+(default benchmarks/results/search.json); machines are noisy, so compare CPU seconds, not wall clock.
+Goals (issue 24): 10,000 trials <= 60 CPU s, peak RSS at 16,000 trials <= 600 MiB, a re-run < 10% of the first.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import statistics
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import optuna
-
-from exitspace.config import load_config
-from exitspace.cost.registry import get_backend
-from exitspace.hardware import load_system
-from exitspace.models.eenn import EENNSpec
-from exitspace.flow.tables import covering_pairs, find_tables, needed_pairs
-from exitspace.mapping.optimise import STRATEGIES as ALLOCATION_STRATEGIES
-from exitspace.search.engine import SearchProblem, run_search
-from exitspace.search.evaluator import CodesignEvaluator
-from exitspace.search.objectives import build_constraints
-from exitspace.search.space import DesignSpace
-from exitspace.search.storage import trial_log_url
-from exitspace.train.exit_table import ExitTable
-from exitspace.workload.paper import eenn_workload
-
-RESNET20_SPEC = {"backbone": "resnet20", "head_types": ["pool4_fc1", "pool4_fc2", "gap_fc"]}
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "search.json"
 
 
-def synthetic_tables(spec: EENNSpec, pairs: list[tuple[int, int]], val: int = 5000, test: int = 10000):
-    """Random logits of the right shape (heads of ``spec``), deeper heads more accurate."""
-    keys = spec.head_keys
-    rng = np.random.default_rng(0)
-    tables = {}
-    for pair in pairs:
-        logits, labels = {}, {}
-        for split, n in (("val", val), ("test", test)):
-            y = rng.integers(0, 10, n)
-            z = rng.normal(0, 1, (n, len(keys), 10)).astype(np.float32)
-            depth = np.linspace(1.0, 4.0, len(keys))
-            z[np.arange(n), :, y] += depth[None, :] * rng.random((n, 1)).astype(np.float32) * 2
-            logits[split], labels[split] = z, y
-        tables[pair] = ExitTable(keys, list(spec.head_blocks), logits, labels,
-                                 {"precision_pair": list(pair), "model_spec": spec.model_dump(mode="json")})
-    return tables
+def exitspace_command() -> list[str]:
+    """The installed ``exitspace`` next to this interpreter, else the package run as a module."""
+    script = Path(sys.executable).with_name("exitspace")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "exitspace.cli.main"]
+
+
+def run_measured(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run one command; its own CPU seconds, peak RSS (MiB) and wall seconds (``os.wait4``), and its stdout."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed ({child.returncode}): {err.read().decode()[-2000:]}")
+        return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024,
+                "stdout": out.read().decode()}
+
+
+def measure(config: str, trials: int, extra: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """First run and re-run of ``trials`` trials in a fresh run directory."""
+    run_dir = Path(tempfile.mkdtemp(prefix="exitspace-bench-"))
+    try:
+        args = [*exitspace_command(), "search", config, "--trials", str(trials), "--run-dir", str(run_dir),
+                "--no-report", "--json", *extra]
+        first = run_measured(args, env)
+        results = json.loads((run_dir / "report" / "results.json").read_text())
+        again = run_measured(args, env)
+        mac = results.get("mac_proxy") or {}
+        return {
+            "trials": trials,
+            "cpu_s": first["cpu_s"],
+            "wall_s": first["wall_s"],
+            "peak_rss_mib": first["peak_rss_mib"],
+            "front_hypervolume_test": results["hypervolume"]["front_test"],
+            "mac_proxy_hypervolume_test": mac.get("hypervolume_test"),
+            "pareto_designs": len(results["pareto"]),
+            "feasible_trials": results["study"]["feasible"],
+            "study_seconds": results["study"]["seconds"],
+            "rerun_cpu_s": again["cpu_s"],
+            "rerun_wall_s": again["wall_s"],
+            "rerun_peak_rss_mib": again["peak_rss_mib"],
+            "rerun_share": again["cpu_s"] / first["cpu_s"],
+        }
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--config", default="resnet20_cifar10")
-    parser.add_argument("--allocations", default="round_robin",
-                        help="comma-separated allocation strategies of the searched space (default round_robin: the "
-                             "greedy and GA strategies are optimisers of their own, timed separately below)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "search.json")
+    parser.add_argument("--config", default="configs/resnet20_cifar10.yaml")
+    parser.add_argument("--trials", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed on as --set KEY=VALUE")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-
-    config = load_config(args.config)
-    wanted = needed_pairs(config)  # None: every quantized pair that has a table, as `exitspace run` does
-    found = find_tables(config.resolve_path(config.exit_tables.dir))
-    pairs = covering_pairs(found, wanted)
-    if pairs:
-        tables = {p: ExitTable.load(found[p]) for p in pairs}
-        origin = f"committed: {config.exit_tables.dir}"
-        spec = EENNSpec.parse(next(iter(tables.values())).meta["model_spec"])
-    else:
-        spec = EENNSpec.parse(RESNET20_SPEC)
-        pairs = wanted or [(8, 8), (8, 4), (4, 8), (4, 4)]
-        tables = synthetic_tables(spec, pairs)
-        origin = "synthetic (ResNet-20 heads, 5000 val / 10000 test samples)"
-    workload = eenn_workload(spec)
-    evaluator = CodesignEvaluator(tables, workload, load_system(config.hardware.system), get_backend(config.cost.backend),
-                                  elp_definition=config.search.elp, seed=config.seed)
-    start = time.perf_counter()
-    evaluator.warm(pairs)
-    warm_s = time.perf_counter() - start
-    full_space = DesignSpace.build(config.search.space, evaluator.available(ALLOCATION_STRATEGIES))
-    space = full_space.restricted(allocations=tuple(args.allocations.split(",")))
-
-    # per-evaluation cost per allocation strategy, fresh designs each repeat
-    eval_ms: dict[str, float] = {}
-    for strategy in dict.fromkeys((*full_space.allocations, *space.allocations)):
-        samples = []
-        for repeat in range(args.repeats):
-            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=100 + repeat))
-            designs = []
-            for _ in range(500):
-                trial = study.ask()
-                designs.append(full_space.restricted(allocations=(strategy,)).suggest(trial))
-                study.tell(trial, 0.0)
-            t0 = time.perf_counter()
-            for design in designs:
-                evaluator.evaluate(design)
-            samples.append((time.perf_counter() - t0) / len(designs) * 1e3)
-        eval_ms[strategy] = statistics.median(samples)
-
-    static = {p: evaluator.evaluate(space.static_design(p)).val["accuracy"] for p in pairs}
-    problem = SearchProblem(space, evaluator, list(config.search.objectives), config.search.elp,
-                            build_constraints(config.search.constraints, space, static))
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        outcome = run_search(problem, trials=args.trials, population=config.search.population, seed=config.seed,
-                             storage=trial_log_url(Path(tmp)), study_name="bench")
-        total = time.perf_counter() - t0
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    extra = [item for value in args.overrides for item in ("--set", value)]
+    runs = [measure(args.config, n, extra, env) for n in args.trials]
+    for run in runs:
+        print(f"{run['trials']:>6} trials: {run['cpu_s']:6.1f} CPU s, peak RSS {run['peak_rss_mib']:5.0f} MiB, "
+              f"front HV (test) {run['front_hypervolume_test']:.4f}; re-run {run['rerun_cpu_s']:.1f} CPU s "
+              f"({100 * run['rerun_share']:.0f}%)")
     result = {
         "benchmark": "search",
-        "config": args.config,
-        "exit_tables": origin,
+        "command": f"exitspace search {args.config} --trials N --run-dir <fresh> --no-report --json {' '.join(extra)}".strip(),
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                    "optuna": optuna.__version__},
-        "design_space": {"allocations": list(space.allocations), "policies": list(space.policies),
-                         "precision_pairs": [list(p) for p in space.precision_pairs],
-                         "threshold_mode": space.threshold_mode, "candidates": list(space.candidates)},
-        "trials": args.trials,
-        "population": config.search.population,
-        "total_s": total,
-        "evaluation_s": outcome.eval_seconds,
-        "unique_designs": problem.evaluations,
-        "persist_s": outcome.persist_seconds,
-        "sampler_overhead_s": total - outcome.eval_seconds - outcome.persist_seconds,
-        "ms_per_trial": 1e3 * total / args.trials,
-        "target_s": 60.0,
-        "meets_target": total < 60.0,
-        "eval_ms_median": eval_ms,
-        "repeats": args.repeats,
-        "warm_cost_s": warm_s,
-        "feasible_trials": len(outcome.feasible),
+                    "cpus": os.cpu_count()},
+        "goals": {"cpu_s_at_10000": 60.0, "peak_rss_mib_at_16000": 600.0, "rerun_share": 0.10},
+        "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -99,19 +99,46 @@ def _round_robin(evaluator: NetworkEvaluator) -> np.ndarray:
     return np.where(evaluator.eligible[evaluator.rows, wanted], wanted, evaluator.default).astype(np.int64)
 
 
+def _moves(evaluator: NetworkEvaluator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every single-layer move of the local search, free layer by free layer: (layer [M], core [M], offsets
+    [F + 1] where free layer k's moves are rows offsets[k]:offsets[k + 1])."""
+    options = [np.flatnonzero(evaluator.eligible[j]) for j in evaluator.free]
+    layer = np.repeat(evaluator.free, [o.size for o in options]).astype(np.int64)
+    core = np.concatenate(options).astype(np.int64) if options else np.zeros(0, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([o.size for o in options])]).astype(np.int64)
+    return layer, core, offsets
+
+
 def _local_search(score: _Scorer, start: np.ndarray, value: float, max_passes: int = 4) -> tuple[np.ndarray, float]:
-    evaluator = score.evaluator
+    """First-improvement descent: free layers in execution order, each moved to the core that lowers the
+    objective most, passes until one improves nothing.
+
+    The moves of all remaining free layers are scored in one batch from the current allocation; the first
+    layer (in order) with an improving move takes it, and only the layers after it are scored again, from
+    the new allocation. Same decisions as scoring one layer at a time, in a few batched calls."""
+    layer, core, offsets = _moves(score.evaluator)
     best = start.copy()
     for _ in range(max_passes):
         improved = False
-        for j in evaluator.free:
-            options = np.flatnonzero(evaluator.eligible[j])
-            trial = np.repeat(best[None, :], options.size, axis=0)
-            trial[:, j] = options
+        first = 0  # free layers before this one have been tried against the current allocation
+        while first < offsets.size - 1:
+            rows = slice(offsets[first], offsets[-1])
+            trial = np.repeat(best[None, :], rows.stop - rows.start, axis=0)
+            trial[np.arange(trial.shape[0]), layer[rows]] = core[rows]
             values = score(trial)
-            pick = int(np.argmin(values))
-            if values[pick] < value * (1 - 1e-12) and options[pick] != best[j]:
-                best, value, improved = trial[pick].copy(), float(values[pick]), True
+            local = offsets[first:] - offsets[first]
+            lowest = np.minimum.reduceat(values, local[:-1])
+            better = np.flatnonzero(lowest < value * (1 - 1e-12))
+            if not better.size:
+                break
+            k = first + int(better[0])
+            segment = values[local[k - first] : local[k - first + 1]]
+            pick = int(np.argmin(segment))
+            if core[offsets[k] + pick] != best[layer[offsets[k]]]:
+                best = trial[local[k - first] + pick].copy()
+                value = float(segment[pick])
+                improved = True
+            first = k + 1
         if not improved:
             break
     return best, value
@@ -139,6 +166,14 @@ def greedy(score: _Scorer) -> SearchResult:
     return SearchResult(best, value, score.count)
 
 
+def _spans(rng: np.random.Generator, count: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` random non-empty spans [lo, hi) of ``range(length)`` (two distinct cut points each)."""
+    first = rng.integers(0, length + 1, size=count)
+    second = rng.integers(0, length, size=count)
+    second += second >= first
+    return np.minimum(first, second), np.maximum(first, second)
+
+
 def genetic(score: _Scorer, seed: int = 0, config: GAConfig | None = None) -> SearchResult:
     """Seeded genetic algorithm + greedy polish (see module docstring)."""
     config = config or GAConfig()
@@ -153,6 +188,7 @@ def genetic(score: _Scorer, seed: int = 0, config: GAConfig | None = None) -> Se
     table = np.array([np.resize(o, width) for o in options])  # [F, width], cycled where fewer
     counts = np.array([o.size for o in options])
     compute = np.array(_compute_cores(evaluator))
+    slots = np.arange(free.size)
 
     def random_genes(count: int) -> np.ndarray:
         picks = (rng.random((count, free.size)) * counts).astype(np.int64)
@@ -168,27 +204,24 @@ def genetic(score: _Scorer, seed: int = 0, config: GAConfig | None = None) -> Se
     best_value, stale = float(fitness.min()), 0
     for _ in range(config.generations):
         order = np.argsort(fitness, kind="stable")
-        children = [population[order[e]].copy() for e in range(config.elite)]
+        elite = population[order[: config.elite]]
         need = config.population - config.elite
         contenders = rng.integers(0, config.population, size=(2 * need, config.tournament))
         winners = contenders[np.arange(2 * need), np.argmin(fitness[contenders], axis=1)]
-        for k in range(need):
-            mother, father = population[winners[2 * k]], population[winners[2 * k + 1]]
-            child = mother.copy()
-            if rng.random() < config.crossover and free.size > 1:
-                lo, hi = np.sort(rng.choice(free.size + 1, size=2, replace=False))
-                child[free[lo:hi]] = father[free[lo:hi]]
-            flip = rng.random(free.size) < 1.5 / free.size
-            if flip.any():
-                child[free[flip]] = random_genes(1)[0][flip]
-            if rng.random() < config.run_mutation:
-                lo, hi = np.sort(rng.choice(free.size + 1, size=2, replace=False))
-                core = compute[rng.integers(compute.size)]
-                span = free[lo:hi]
-                ok = evaluator.eligible[span, core]
-                child[span[ok]] = core
-            children.append(child)
-        population = np.array(children)
+        children = population[winners[0::2]].copy()  # mothers
+        fathers = population[winners[1::2]]
+        if free.size > 1:  # two-point crossover on the free genes
+            lo, hi = _spans(rng, need, free.size)
+            take = (slots >= lo[:, None]) & (slots < hi[:, None]) & (rng.random(need) < config.crossover)[:, None]
+            children[:, free] = np.where(take, fathers[:, free], children[:, free])
+        flip = rng.random((need, free.size)) < 1.5 / free.size  # per-gene mutation
+        children[:, free] = np.where(flip, random_genes(need), children[:, free])
+        lo, hi = _spans(rng, need, free.size)  # run mutation: a span of free genes onto one compute core
+        core = compute[rng.integers(compute.size, size=need)]
+        run = (slots >= lo[:, None]) & (slots < hi[:, None]) & (rng.random(need) < config.run_mutation)[:, None]
+        run &= evaluator.eligible[free[None, :], core[:, None]]
+        children[:, free] = np.where(run, core[:, None], children[:, free])
+        population = np.concatenate([elite, children])
         fitness = score(population)
         current = float(fitness.min())
         if current < best_value * (1 - 1e-12):

@@ -170,6 +170,7 @@ class LayerBatch:
     offchip_energy: np.ndarray
     offchip_latency: np.ndarray
     streamed: np.ndarray
+    edge_cycles: np.ndarray  # [P, E] cycles of each data edge's transfer
 
 
 class NetworkEvaluator:
@@ -182,6 +183,7 @@ class NetworkEvaluator:
         n, stages = net.num_layers, net.num_stages
         self.n = n
         self.rows = np.arange(n)
+        self.row_offset = self.rows * model.num_cores  # flat index of (layer, core 0) in the [n, C] tables
         self.eligible = model.eligible[idx]
         self.energy = model.base_energy[idx] + model.spill_energy[idx]
         self.latency = model.base_latency[idx] + model.spill_latency[idx]
@@ -193,7 +195,6 @@ class NetworkEvaluator:
         self.macs = np.array([model.workload.layers[i].macs for i in idx], dtype=np.int64)
         self.stage_macs = np.bincount(net.stage_of, weights=self.macs, minlength=stages).astype(np.int64)
         self.capacity = model.weight_capacity
-        self.pinning_cores = [c for c in range(model.num_cores) if np.isfinite(self.capacity[c])]
         self.src = net.edges[:, 0]
         self.dst = net.edges[:, 1]
         self.edge_bits = model.output_bits[idx[self.src]]
@@ -210,6 +211,12 @@ class NetworkEvaluator:
         self._in_edges_list = [edges.tolist() for edges in self.in_edges]
         self._src_list = self.src.tolist()
         self._chain_list = net.chain_prev.tolist()
+        # each layer's predecessors in the overlap schedule: its producers and its chain predecessor
+        self.preds = [
+            np.unique(np.concatenate([self.src[edges], [net.chain_prev[j]] if net.chain_prev[j] >= 0 else []]))
+            .astype(np.int64)
+            for j, edges in enumerate(self.in_edges)
+        ]
         self.upto = net.stage_of[None, :] <= np.arange(stages)[:, None]  # [S, n]
         first = np.flatnonzero(self.eligible.any(axis=1) == 0)
         if first.size:
@@ -220,59 +227,65 @@ class NetworkEvaluator:
     def layers(self, alloc: np.ndarray) -> LayerBatch:
         """Per-layer costs of allocations ``alloc`` [P, n] (or [n])."""
         alloc = np.atleast_2d(alloc)
-        base_e = self.energy[self.rows, alloc]
-        base_t = self.latency[self.rows, alloc]
-        streamed = np.zeros(alloc.shape, dtype=bool)
-        for core in self.pinning_cores:
-            on_core = alloc == core
-            running = np.cumsum(np.where(on_core, self.weight_bits, 0.0), axis=1)
-            streamed |= on_core & (running > self.capacity[core])
-        off_e = self.spill_energy[self.rows, alloc] + streamed * self.stream_energy
-        off_t = self.spill_latency[self.rows, alloc] + streamed * self.stream_latency
+        cell = alloc + self.row_offset  # flat (layer, core) cells of the [n, C] tables
+        base_e = self.energy.take(cell)
+        base_t = self.latency.take(cell)
+        streamed = self._streamed(alloc)
+        off_e = self.spill_energy.take(cell) + streamed * self.stream_energy
+        off_t = self.spill_latency.take(cell) + streamed * self.stream_latency
         if self.src.size:
-            a_src, a_dst = alloc[:, self.src], alloc[:, self.dst]
-            x_e = (self.x_energy[a_src, a_dst] * self.edge_bits) @ self.consumer_onehot
-            x_t = (self.x_cycles[a_src, a_dst] * self.edge_bits) @ self.consumer_onehot
+            route = alloc[:, self.src] * self.model.num_cores + alloc[:, self.dst]  # flat (source, destination) cells
+            edge_e = self.x_energy.take(route) * self.edge_bits
+            edge_t = self.x_cycles.take(route) * self.edge_bits
+            x_e = edge_e @ self.consumer_onehot
+            x_t = edge_t @ self.consumer_onehot
         else:
             x_e = np.zeros(alloc.shape)
             x_t = np.zeros(alloc.shape)
+            edge_t = np.zeros((alloc.shape[0], 0))
         energy = base_e + streamed * self.stream_energy + x_e
         latency = base_t + streamed * self.stream_latency + x_t
-        return LayerBatch(energy, latency, x_e, x_t, off_e, off_t, streamed)
+        return LayerBatch(energy, latency, x_e, x_t, off_e, off_t, streamed, edge_t)
 
-    def _edge_cycles(self, alloc: np.ndarray) -> np.ndarray:
-        if not self.src.size:
-            return np.zeros((alloc.shape[0], 0))
-        return self.x_cycles[alloc[:, self.src], alloc[:, self.dst]] * self.edge_bits
+    def _streamed(self, alloc: np.ndarray) -> np.ndarray:
+        """[P, n] True where a layer's weights are not pinned: the weights of the layers up to it (execution
+        order) on its core exceed the core's weight capacity."""
+        count, cores = alloc.shape[0], self.model.num_cores
+        cell = alloc * self.n + self.rows  # flat (core, layer) cells of a [C, n] table per allocation
+        per_core = np.zeros((count, cores * self.n))
+        np.put_along_axis(per_core, cell, np.broadcast_to(self.weight_bits, alloc.shape), axis=1)
+        running = np.cumsum(per_core.reshape(count, cores, self.n), axis=2).reshape(count, -1)
+        running = np.take_along_axis(running, cell, axis=1)  # weights on the layer's core up to and including it
+        return running > self.capacity[alloc]
 
     def overlap_times(self, alloc: np.ndarray, batch: LayerBatch) -> tuple[np.ndarray, np.ndarray]:
         """(start, finish) [P, n] of every layer under the overlap list schedule."""
         alloc = np.atleast_2d(alloc)
         count = alloc.shape[0]
-        edge_t = self._edge_cycles(alloc)
+        edge_t = batch.edge_cycles
         busy = batch.latency - batch.transfer_latency  # transfers delay readiness, they do not hold the core
         if count == 1:
             return self._overlap_one(alloc[0].tolist(), edge_t[0].tolist(), busy[0].tolist())
-        start = np.zeros((count, self.n))
-        finish = np.zeros((count, self.n))
-        core_free = np.zeros((count, self.model.num_cores))
+        # layer-major [n, P] rows: one row per step of the list schedule, vectorised over the allocations
+        inbound = (edge_t @ self.consumer_onehot).T if self.src.size else np.zeros((self.n, count))
+        alloc_t, busy_t = alloc.T, busy.T
+        start = np.empty((self.n, count))
+        finish = np.empty((self.n, count))
+        core_free = np.zeros((self.model.num_cores, count))
         who = np.arange(count)
-        chain = self.net.chain_prev
-        for j in range(self.n):
-            ready = np.zeros(count)
-            inbound = np.zeros(count)
-            for e in self.in_edges[j]:
-                np.maximum(ready, finish[:, self.src[e]], out=ready)
-                inbound += edge_t[:, e]
-            if chain[j] >= 0:
-                np.maximum(ready, finish[:, chain[j]], out=ready)
-            ready += inbound  # inbound transfers start once every input is done, one after the other
-            core = alloc[:, j]
-            begin = np.maximum(ready, core_free[who, core])
-            start[:, j] = begin
-            finish[:, j] = begin + busy[:, j]
-            core_free[who, core] = finish[:, j]
-        return start, finish
+        for j, preds in enumerate(self.preds):
+            if preds.size == 1:
+                ready = finish[preds[0]] + inbound[j]
+            elif preds.size:
+                ready = finish[preds].max(axis=0) + inbound[j]
+            else:
+                ready = inbound[j]  # inbound transfers start once every input is done, one after the other
+            core = alloc_t[j]
+            begin = np.maximum(ready, core_free[core, who])
+            start[j] = begin
+            finish[j] = done = begin + busy_t[j]
+            core_free[core, who] = done
+        return start.T, finish.T
 
     def _overlap_one(self, cores: list[int], edge_t: list[float], busy: list[float]) -> tuple[np.ndarray, np.ndarray]:
         """The same list schedule for one allocation, in plain Python (faster than numpy for P = 1)."""
