@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exitspace.errors import ConfigError
+from exitspace.precision import PrecisionPair, check_pair
+
+
+def _ask_owner(check: Callable[..., Any], value: Any) -> Any:
+    """Validate ``value`` with the check of the vocabulary's owner; its one-line error as a field error."""
+    try:
+        return check(value, "")
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix(": ")) from None
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
@@ -23,8 +32,6 @@ REPO_ROOT = PACKAGE_ROOT.parent
 OBJECTIVES = ("accuracy", "elp", "exit_overhead", "e_avg", "l_avg", "p99_latency")
 """Objectives the search can optimise; ``accuracy`` is maximised, the rest minimised."""
 
-PrecisionPair = tuple[int, int]
-_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 
 
 class _Strict(BaseModel):
@@ -71,10 +78,17 @@ class CostConfig(_Strict):
 class ThresholdSpace(_Strict):
     """Exit thresholds: one shared value (the paper) or one per exit, on a grid from ``low`` to ``high``."""
 
-    mode: Literal["shared", "per_exit"] = "shared"
+    mode: str = Field("shared", description="exit rule: shared or per_exit (see search/threshold_modes.py)")
     low: float = 0.5
     high: float = 0.99
     step: float | None = 0.01
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        from exitspace.search.threshold_modes import check_mode
+
+        return str(_ask_owner(check_mode, value))
 
     @model_validator(mode="after")
     def _bounds(self) -> "ThresholdSpace":
@@ -83,11 +97,6 @@ class ThresholdSpace(_Strict):
         if self.step is not None and not 0.0 < self.step <= self.high - self.low:
             raise ValueError(f"step={self.step}: need 0 < step <= high - low ({self.high - self.low:g}) or null")
         return self
-
-
-def _wait_policy() -> list[Literal["wait", "overlap"]]:
-    """The default exit policies: wait for each head's decision."""
-    return ["wait"]
 
 
 class SpaceConfig(_Strict):
@@ -99,9 +108,9 @@ class SpaceConfig(_Strict):
         default_factory=lambda: [(8, 8)], description="null: every quantized pair that has an exit table"
     )
     thresholds: ThresholdSpace = ThresholdSpace()
-    confidence: Literal["max_softmax", "entropy", "margin"] = "max_softmax"
-    policies: list[Literal["wait", "overlap"]] = Field(default_factory=_wait_policy)
-    allocations: list[str] = Field(default_factory=lambda: ["greedy"])
+    confidence: str = Field("max_softmax", description="confidence measure (see dynamic/confidence.py)")
+    policies: list[str] = Field(default_factory=lambda: ["wait"], description="exit-head policies: wait, overlap")
+    allocations: list[str] = Field(default_factory=lambda: ["greedy"], description="allocation strategies (layers to cores)")
     min_exits: int = Field(0, ge=0, description="fewest early exits (final exit not counted)")
     max_exits: int | None = Field(None, ge=0, description="most early exits (final exit not counted)")
 
@@ -112,11 +121,28 @@ class SpaceConfig(_Strict):
             return None
         if not pairs:
             raise ValueError("give at least one [backbone bits, exit bits] pair, e.g. [[8, 8]]")
-        for pair in pairs:
-            for bits in pair:
-                if bits not in _BITS:
-                    raise ValueError(f"bit width {bits} in {list(pair)}: use one of {list(_BITS)}")
-        return pairs
+        return [_ask_owner(check_pair, pair) for pair in pairs]
+
+    @field_validator("confidence")
+    @classmethod
+    def _confidence(cls, value: str) -> str:
+        from exitspace.dynamic.confidence import check_confidence
+
+        return str(_ask_owner(check_confidence, value))
+
+    @field_validator("policies")
+    @classmethod
+    def _policies(cls, values: list[str]) -> list[str]:
+        from exitspace.mapping.schedule import check_policy
+
+        return [_ask_owner(check_policy, value) for value in values]
+
+    @field_validator("allocations")
+    @classmethod
+    def _allocations(cls, values: list[str]) -> list[str]:
+        from exitspace.mapping.optimise import check_strategy
+
+        return [_ask_owner(check_strategy, value) for value in values]
 
     @model_validator(mode="after")
     def _counts(self) -> "SpaceConfig":

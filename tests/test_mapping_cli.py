@@ -70,13 +70,13 @@ def test_evaluate_json_is_consistent_and_from_one_allocation(workload_file: Path
 
 def test_evaluate_prints_the_stage_table_and_reuses_a_saved_allocation(workload_file: Path, tmp_path: Path) -> None:
     saved = tmp_path / "alloc.json"
-    result = run("--workload", str(workload_file), "--exits", "A,K", "--heads", "h", "--ratios", "0.4,0.6", "--overlap",
+    result = run("--workload", str(workload_file), "--exits", "A,K", "--heads", "h", "--ratios", "0.4,0.6", "--policy", "overlap",
                  "--allocation", "ga", "--save-allocation", str(saved))
     assert result.exit_code == 0, result.output
     assert "avg product" in result.stdout and "product of averages" in result.stdout and "A:h" in result.stdout
-    first = run("--workload", str(workload_file), "--exits", "A,K", "--heads", "h", "--ratios", "0.4,0.6", "--overlap",
+    first = run("--workload", str(workload_file), "--exits", "A,K", "--heads", "h", "--ratios", "0.4,0.6", "--policy", "overlap",
                 "--allocation", "ga", "--json")
-    again = run("--workload", str(workload_file), "--exits", "A,K", "--heads", "h", "--ratios", "0.4,0.6", "--overlap",
+    again = run("--workload", str(workload_file), "--exits", "A,K", "--heads", "h", "--ratios", "0.4,0.6", "--policy", "overlap",
                 "--allocation", str(saved), "--json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["metrics"]["avg_product"] == json.loads(first.stdout)["metrics"]["avg_product"]

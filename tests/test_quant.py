@@ -6,10 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from exitspace.errors import ConfigError
 from exitspace.models import build_eenn
 from exitspace.train.quant import (
-    ActivationFakeQuant, QuantConv2d, QuantLinear, WeightFakeQuant, fake_quantize, parse_pair, quantize_model,
+    ActivationFakeQuant, QuantConv2d, QuantLinear, WeightFakeQuant, fake_quantize, quantize_model,
     quantized_layer_bits, set_observers,
 )
 
@@ -98,13 +97,6 @@ def test_eight_bits_is_close_four_bits_further() -> None:
             quantize_model(model, (bits, bits))
             errors[bits] = float((model(x) - reference).abs().mean() / reference.abs().mean())
     assert errors[8] < 0.05 and errors[8] * 4 < errors[4]
-
-
-def test_parse_pair() -> None:
-    assert parse_pair("8/4") == (8, 4) and parse_pair("32/32") == (32, 32)
-    for bad in ("8", "8/x", "16/8", "8/4/2"):
-        with pytest.raises(ConfigError, match="precision pair"):
-            parse_pair(bad)
 
 
 def test_quantized_depthwise_convs_stay_float_under_autocast() -> None:

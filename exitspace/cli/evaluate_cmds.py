@@ -183,8 +183,10 @@ def evaluate(
         typer.Option(help="with --exit-table: calibrate for the most accurate thresholds whose expected cost is at most "
                      "this fraction of running every sample to the final exit"),
     ] = None,
-    policy: Annotated[str, typer.Option(help="exit confidence: max_softmax, entropy, margin")] = "max_softmax",
-    overlap: Annotated[bool, typer.Option("--overlap", help="run the next segment while a head decides")] = False,
+    confidence: Annotated[str, typer.Option(help="confidence measure of the exit heads: max_softmax, entropy, margin")] = "max_softmax",
+    policy: Annotated[
+        str, typer.Option(help="exit-head policy: wait (for each head's decision) or overlap (run the next segment meanwhile)")
+    ] = "wait",
     seed: Annotated[int, typer.Option(help="seed of the genetic algorithm")] = 0,
     paper_style: Annotated[
         bool,
@@ -200,8 +202,8 @@ def evaluate(
     energy-latency products, the static baseline and the reduction, exit overhead, latency percentiles."""
     request = EvaluateRequest(
         exits=_names(exits), heads=_names(heads), model=model, workload_file=workload_file, width=width, bits=bits,
-        hardware=hardware, backend=backend, allocation=allocation, objective=objective, confidence=policy,
-        overlap=overlap, seed=seed, paper_style=paper_style,
+        hardware=hardware, backend=backend, allocation=allocation, objective=objective, confidence=confidence,
+        policy=policy, seed=seed, paper_style=paper_style,
         ratios=None if ratios is None else _floats(ratios, "--ratios"),
         exit_accuracy=None if exit_accuracy is None else _floats(exit_accuracy, "--exit-accuracy"),
         exit_table=exit_table, thresholds=None if thresholds is None else _floats(thresholds, "--thresholds"),

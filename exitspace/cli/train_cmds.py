@@ -29,7 +29,7 @@ def train(
     from exitspace.train.config import load_train_config
     from exitspace.train.pipeline import LOG, run_training
     from exitspace.train.progress import Reporter
-    from exitspace.train.quant import parse_pair
+    from exitspace.precision import parse_pair
 
     cfg = load_train_config(config)
     if threads is not None:

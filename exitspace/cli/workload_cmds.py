@@ -13,6 +13,7 @@ from rich.table import Table
 
 from exitspace.cli.app import app, console, user_errors
 from exitspace.errors import ConfigError
+from exitspace.precision import check_bits
 from exitspace.workload.layer import Precision, Workload
 
 
@@ -24,9 +25,7 @@ def _int_list(text: str, option: str) -> list[int]:
 
 
 def _precision(bits: int, option: str) -> Precision:
-    if bits < 1:
-        raise ConfigError(f"{option}: must be a positive bit width (got {bits})")
-    return Precision.uniform(bits)
+    return Precision.uniform(check_bits(bits, option))
 
 
 def _table(workload: Workload) -> Table:

@@ -61,11 +61,6 @@ class BatchLoader:
         n = self.labels.shape[0]
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    @property
-    def num_samples(self) -> int:
-        """Images per epoch (after drop_last)."""
-        return len(self) * self.batch_size if self.drop_last else int(self.labels.shape[0])
-
     def epoch(self, epoch: int = 0, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches ``(x, y)`` of one epoch, without its first ``skip`` (drawn all the same, so the rest match)."""
         for x, y, _ in self.epoch_with_targets(epoch, skip):

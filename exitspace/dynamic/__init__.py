@@ -7,19 +7,19 @@ Entry points: :func:`~exitspace.dynamic.evaluate.evaluate_design` (one design en
 """
 
 from exitspace.dynamic.calibration import Calibration, calibrate
-from exitspace.dynamic.confidence import CONFIDENCES, confidence
+from exitspace.dynamic.confidence import MEASURES, confidence
 from exitspace.dynamic.evaluate import DesignEvaluation, deploy, evaluate_design
 from exitspace.dynamic.exits import ExitOutcome, ExitScorer, ScoreBatch, parse_thresholds
 from exitspace.dynamic.metrics import DynamicMetrics, StaticBaseline, dynamic_metrics, latency_percentiles
 from exitspace.dynamic.paper_style import PaperStyleMetrics, paper_style_metrics
 
 __all__ = [
-    "CONFIDENCES",
     "Calibration",
     "DesignEvaluation",
     "DynamicMetrics",
     "ExitOutcome",
     "ExitScorer",
+    "MEASURES",
     "PaperStyleMetrics",
     "ScoreBatch",
     "StaticBaseline",

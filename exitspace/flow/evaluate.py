@@ -19,22 +19,14 @@ from exitspace.errors import ConfigError
 from exitspace.flow.phases import Phases
 from exitspace.mapping import Allocation, Mapper, StagedNetwork
 from exitspace.mapping.optimise import STRATEGIES
+from exitspace.precision import COST_BITS, parse_pair
 from exitspace.train.exit_table import ExitTable
 from exitspace.workload.layer import Precision, Workload
 
 
 def parse_bits(text: str) -> tuple[int, int]:
-    """``"8/8"`` (backbone/exits), ``"8"`` or ``"fp32/8"`` -> (backbone bits, exit bits); 32 = float."""
-    parts = text.lower().replace("fp32", "32").replace("float", "32").split("/")
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        raise ConfigError(f"--bits: {text!r} is not BACKBONE/EXITS bit widths, e.g. 8/8 or 4/8") from None
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 1 or max(values) > 32:
-        raise ConfigError(f"--bits: {text!r} must be two bit widths in 1..32, e.g. 8/8")
-    return values[0], values[1]
+    """``--bits``: ``"8/8"`` (backbone/exits), ``"8"`` or ``"fp32/8"`` -> (backbone bits, exit bits)."""
+    return parse_pair(text, "--bits", COST_BITS, one_means_both=True)
 
 
 @dataclass(frozen=True)
@@ -54,7 +46,7 @@ class EvaluateRequest:
     allocation: str = "greedy"
     objective: str = "avg_product"
     confidence: str = "max_softmax"
-    overlap: bool = False
+    policy: str = "wait"
     seed: int = 0
     paper_style: bool = False
     ratios: list[float] | None = None
@@ -67,11 +59,15 @@ class EvaluateRequest:
     def check(self) -> None:
         """One-line errors for an unknown objective or confidence, no head type, or ratio options that do not
         say where the exit ratios come from."""
-        from exitspace.dynamic.confidence import check_confidence
-        from exitspace.mapping.schedule import check_objective
+        from exitspace.dynamic.confidence import MEASURES, check_confidence
+        from exitspace.mapping.schedule import check_objective, check_policy
 
-        check_objective(self.objective)
-        check_confidence(self.confidence)
+        check_objective(self.objective, "--objective")
+        check_confidence(self.confidence, "--confidence")
+        if self.policy in MEASURES:
+            raise ConfigError(f"--policy: {self.policy!r} is a confidence measure; give it as --confidence {self.policy} "
+                              "(--policy is the exit-head policy: wait or overlap)")
+        check_policy(self.policy, "--policy")
         if not self.heads:
             raise ConfigError("--heads: empty; give a head type such as pool4_fc1")
         if (self.ratios is None) == (self.exit_table is None):
@@ -145,7 +141,7 @@ class Ratios:
 
 
 @dataclass(frozen=True)
-class Design:
+class DeployedDesign:
     """One EENN design on one system: the mapper, the exits (head keys) and their staged network, and how
     to allocate it (a given allocation or a strategy, objective, ``wait``/``overlap`` policy, GA seed)."""
 
@@ -155,7 +151,7 @@ class Design:
     given: Allocation | None
     strategy: str
     objective: str
-    policy_name: str
+    policy: str
     seed: int
 
     @property
@@ -165,7 +161,7 @@ class Design:
 
     def cost_per_exit(self, ratios: np.ndarray) -> np.ndarray:
         """The objective's cost of leaving at each exit, on the allocation for ``ratios`` (or the given one)."""
-        _, schedule = deploy(self.mapper, self.net, self.strategy, ratios, self.objective, self.policy_name, self.seed,
+        _, schedule = deploy(self.mapper, self.net, self.strategy, ratios, self.objective, self.policy, self.seed,
                              self.given)
         return cost_per_exit(schedule.cum_energy, schedule.cum_latency, self.objective)
 
@@ -173,7 +169,7 @@ class Design:
         """Allocate (unless given), schedule and score the design on ``ratios``, with their calibration."""
         evaluation = evaluate_design(
             self.mapper, self.keys, ratios.report, ratios.accuracies, strategy=self.computed_strategy,
-            policy=self.policy_name, objective=self.objective, seed=self.seed, allocation=self.given,
+            policy=self.policy, objective=self.objective, seed=self.seed, allocation=self.given,
             allocation_ratios=ratios.allocation,
         )
         evaluation.calibration = ratios.calibration
@@ -196,7 +192,7 @@ def allocation_file(allocation: str) -> Allocation | None:
     return Allocation.load(path)
 
 
-def table_ratios(table: ExitTable, request: EvaluateRequest, design: Design, phases: Phases) -> Ratios:
+def table_ratios(table: ExitTable, request: EvaluateRequest, design: DeployedDesign, phases: Phases) -> Ratios:
     """Exit ratios and accuracies from an exit table, for the given thresholds or thresholds calibrated on
     val: allocated for the val ratios, reported on test where the table has it."""
     keys = design.keys
@@ -225,7 +221,7 @@ def table_ratios(table: ExitTable, request: EvaluateRequest, design: Design, pha
     )
 
 
-def calibrate_for_allocation(val: ExitScorer, test: ExitScorer | None, request: EvaluateRequest, design: Design) -> Calibration:
+def calibrate_for_allocation(val: ExitScorer, test: ExitScorer | None, request: EvaluateRequest, design: DeployedDesign) -> Calibration:
     """Thresholds calibrated on val for ``target_drop`` or ``max_cost_ratio``. The cost per exit depends on the
     allocation, which depends on the ratios the thresholds give: iterate (at most 3 rounds, from equal
     ratios) until the thresholds repeat."""
@@ -262,8 +258,7 @@ def evaluate_request(request: EvaluateRequest, phases: Phases | None = None) -> 
     mapper = Mapper(workload, system, get_backend(request.backend))
     phases.done("building workload, system and per-layer costs")
     keys = resolve_exits(workload, request.exits, request.heads)
-    policy_name = "overlap" if request.overlap else "wait"
-    design = Design(mapper, keys, mapper.network(keys), given, request.allocation, request.objective, policy_name,
+    design = DeployedDesign(mapper, keys, mapper.network(keys), given, request.allocation, request.objective, request.policy,
                     request.seed)
     if request.ratios is not None:
         derived = Ratios(list(request.ratios), None if request.exit_accuracy is None else list(request.exit_accuracy))
@@ -282,7 +277,7 @@ def evaluate_request(request: EvaluateRequest, phases: Phases | None = None) -> 
 
 
 def result_document(
-    design: Design, backend: str, ratios_from: str, evaluation: DesignEvaluation, paper: dict[str, Any] | None
+    design: DeployedDesign, backend: str, ratios_from: str, evaluation: DesignEvaluation, paper: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The full result: network, exits, bits, hardware, backend, where the ratios come from, the evaluation
     and the paper-style figures."""

@@ -21,7 +21,7 @@ from exitspace.dynamic.calibration import calibrate
 from exitspace.dynamic.exits import ExitScorer
 from exitspace.dynamic.metrics import expected_costs
 from exitspace.errors import ConfigError
-from exitspace.search.space import parse_pair
+from exitspace.precision import pair_key, parse_pair
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.finetune import FinetuneRequest, finetune_design
 from exitspace.train.pipeline import exit_table_path
@@ -89,14 +89,14 @@ def design_head_keys(design: dict[str, Any]) -> tuple[str, ...]:
     return tuple(f"{label}:{design['heads'][label]}" for label in labels)
 
 
-def _check_same_supernet(results: dict[str, Any], run_dir: Path, pair_key: str) -> None:
-    recorded = (results.get("exit_table_hashes") or {}).get(pair_key)
+def _check_same_supernet(results: dict[str, Any], run_dir: Path, key: str) -> None:
+    recorded = (results.get("exit_table_hashes") or {}).get(key)
     if recorded is None:
         return  # results.json from before the hashes were recorded: nothing to compare
-    path = exit_table_path(run_dir, parse_pair(pair_key))
+    path = exit_table_path(run_dir, parse_pair(key))
     found = ExitTable.load(path).meta.get("model_hash") if path.is_file() else None
     if found != recorded:
-        raise ConfigError(f"{run_dir}: its {pair_key} exit table is not the one these results were searched on "
+        raise ConfigError(f"{run_dir}: its {key} exit table is not the one these results were searched on "
                           "(model hash differs); give the training run whose tables the search used")
 
 
@@ -158,13 +158,13 @@ def verify_design(
     entry = check_entry(pick_design(results, selector))
     design = entry["design"]
     pair = (int(design["precision"][0]), int(design["precision"][1]))
-    pair_key = f"{pair[0]}/{pair[1]}"
+    key = pair_key(pair)
     run_dir = Path(run_dir)
     config = saved_config(run_dir)
     if config is None:
         raise ConfigError(f"{run_dir}: no trained supernet here; give the --run-dir of the `exitspace train` run "
                           "whose exit tables the search used")
-    _check_same_supernet(results, run_dir, pair_key)
+    _check_same_supernet(results, run_dir, key)
     request = FinetuneRequest(
         head_keys=design_head_keys(design), pair=pair,
         epochs=config.qat.epochs if epochs is None else epochs, lr=config.qat.lr if lr is None else lr,
@@ -188,7 +188,7 @@ def verify_design(
                 scored["elp_reduction"] = 1.0 - scored["elp"] / static[split]["elp"]
                 scored["accuracy_loss_points"] = 100.0 * (static[split]["accuracy"] - scored["accuracy"])
         splits[split] = row
-    report = {"design": entry["name"], "precision_pair": pair_key, "head_keys": list(request.head_keys),
+    report = {"design": entry["name"], "precision_pair": key, "head_keys": list(request.head_keys),
               "thresholds": design["thresholds"], "train_run": str(run_dir), "results": str(results_path),
               "epochs": request.epochs, "lr": request.lr, "head_grad_scale": request.head_grad_scale,
               "elp_definition": elp_definition, "static_reference": static, "splits": splits,

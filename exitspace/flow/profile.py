@@ -8,15 +8,14 @@ from typing import Any
 
 from exitspace.errors import ConfigError
 from exitspace.hardware.model import Core, System
+from exitspace import precision
 from exitspace.mapping.costs import eligible_cores
 from exitspace.workload.layer import Layer, Precision, Workload
 
 
 def check_bits(bits: int, option: str) -> Precision:
-    """A uniform precision of ``bits``; a one-line error naming ``option`` outside 1..32."""
-    if bits < 1 or bits > 32:
-        raise ConfigError(f"{option}: {bits} is not a bit width in 1..32")
-    return Precision.uniform(bits)
+    """The layer precision of ``bits``; a one-line error naming ``option`` for a width the cost model lacks."""
+    return Precision.uniform(precision.check_bits(bits, option))
 
 
 def pick_core(system: System, layer: Layer, core_id: int | None) -> Core:

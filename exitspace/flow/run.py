@@ -30,6 +30,7 @@ from exitspace.flow.tables import obtain_tables, obtain_workload
 from exitspace.hardware.model import CoreKind, System
 from exitspace.mapping.costs import onchip_core
 from exitspace.mapping.optimise import STRATEGIES
+from exitspace.precision import pair_key
 from exitspace.search.codesign import CodesignInputs, run_codesign
 from exitspace.search.evaluator import CodesignEvaluator
 from exitspace.search.space import DesignSpace
@@ -111,9 +112,9 @@ def run_flow(
     results["alignment_sweep"] = system_alignment_sweep(workload, system, backend, config.report.sweep_layers)
     phases.done("alignment sweep")
     results["exit_tables"] = origin
-    results["exit_table_hashes"] = {f"{b}/{e}": table.meta.get("model_hash")
+    results["exit_table_hashes"] = {pair_key(pair): table.meta.get("model_hash")
                                     # cast: prepare() builds a CodesignEvaluator
-                                    for (b, e), table in sorted(cast(CodesignEvaluator, inputs.evaluator).tables.items())}
+                                    for pair, table in sorted(cast(CodesignEvaluator, inputs.evaluator).tables.items())}
     results["hardware"] = system.name
     results["cost_backend"] = f"{backend.name} {backend.version}"
     if write:

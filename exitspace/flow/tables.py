@@ -10,7 +10,7 @@ from exitspace.config import RunConfig, set_dotted
 from exitspace.errors import CheckpointError, ConfigError
 from exitspace.flow.phases import Phases
 from exitspace.pathnames import shown_path
-from exitspace.search.space import PrecisionPair, pair_name
+from exitspace.precision import PrecisionPair, pair_label
 from exitspace.train.exit_table import ExitTable
 from exitspace.workload.layer import Workload
 
@@ -53,7 +53,7 @@ def obtain_tables(config: RunConfig, run_dir: Path, phases: Phases, allow_train:
         if use:
             # cast: tables were found, so the directory is set
             return {p: ExitTable.load(found[p]) for p in use}, f"{origin}: {shown_path(cast(Path, directory))}"
-    wanted = "every quantized pair" if pairs is None else str([pair_name(p) for p in pairs])
+    wanted = "every quantized pair" if pairs is None else str([pair_label(p) for p in pairs])
     train_path = config.resolve_path(config.exit_tables.fallback_train or config.train.config)
     if not allow_train:
         raise CheckpointError(

@@ -26,6 +26,14 @@ from exitspace.errors import ConfigError
 from exitspace.mapping.schedule import NetworkEvaluator, check_objective, check_policy
 
 STRATEGIES: tuple[str, ...] = ("single", "round_robin", "greedy", "ga")
+"""Allocation strategies (layers -> cores), the one list of their names."""
+
+
+def check_strategy(strategy: str, where: str = "allocation") -> str:
+    """``strategy`` if it names an allocation strategy; else a one-line error naming ``where``."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"{where}: unknown strategy {strategy!r}; use one of {list(STRATEGIES)}")
+    return strategy
 
 
 @dataclass

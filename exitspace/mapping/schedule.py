@@ -40,16 +40,18 @@ OBJECTIVES: tuple[str, ...] = ("avg_product", "product_of_averages", "energy", "
 UNROUTABLE = 1e30
 
 
-def check_policy(policy: str) -> None:
-    """One-line error for an unknown head policy."""
+def check_policy(policy: str, where: str = "policy") -> str:
+    """``policy`` if it is an exit-head policy (wait / overlap); else a one-line error naming ``where``."""
     if policy not in POLICIES:
-        raise ConfigError(f"policy: unknown exit-head policy {policy!r}; use one of {list(POLICIES)}")
+        raise ConfigError(f"{where}: unknown exit-head policy {policy!r}; use one of {list(POLICIES)}")
+    return policy
 
 
-def check_objective(objective: str) -> None:
-    """One-line error for an unknown allocation objective."""
+def check_objective(objective: str, where: str = "objective") -> str:
+    """``objective`` if it is an allocation objective; else a one-line error naming ``where``."""
     if objective not in OBJECTIVES:
-        raise ConfigError(f"objective: unknown {objective!r}; use one of {list(OBJECTIVES)}")
+        raise ConfigError(f"{where}: unknown {objective!r}; use one of {list(OBJECTIVES)}")
+    return objective
 
 
 @dataclass

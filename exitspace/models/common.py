@@ -135,11 +135,6 @@ class Backbone(nn.Module):
         """Number of blocks (mounting points)."""
         return len(self.blocks)
 
-    @property
-    def block_names(self) -> list[str]:
-        """Block names in order ("b0", "b1", ...)."""
-        return [info.name for info in self.block_infos]
-
     def block_shapes(self, input_size: int | tuple[int, int]) -> list[tuple[int, int, int]]:
         """(channels, height, width) of each block's output for an input of ``input_size``."""
         height, width = (input_size, input_size) if isinstance(input_size, int) else input_size

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from exitspace.models.common import Backbone, BlockInfo, conv_bn_act, round_channels
+from exitspace.models.registry import BackboneEntry, register_backbone
 
 # (out channels, stride, depthwise kernel, expansion) per block, at width 1.0.
 MOBILENETV2_CIFAR_BLOCKS: tuple[tuple[int, int, int, int], ...] = (
@@ -53,8 +54,6 @@ class InvertedResidual(nn.Module):
 class MobileNetV2Cifar(Backbone):
     """The paper's 12-block MobileNetV2 for 32x32 images; ``width`` scales every channel count."""
 
-    default_candidates: tuple[int, ...] = tuple(range(10))
-
     def __init__(self, width: float = 1.0, in_channels: int = 3) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -70,3 +69,8 @@ class MobileNetV2Cifar(Backbone):
             channels = out_channels
         self.blocks = nn.ModuleList(blocks)
         self.block_infos = tuple(infos)
+
+
+register_backbone("mobilenetv2_cifar", BackboneEntry(
+    MobileNetV2Cifar, len(MOBILENETV2_CIFAR_BLOCKS), tuple(range(10)),
+    "the paper's 12-block MobileNetV2 for 32x32 inputs (195.33 M MACs, 1.39 M parameters at width 1)"))

@@ -1,16 +1,18 @@
-"""Backbone registry: ``build_backbone(name, **kwargs)`` and what each backbone offers."""
+"""Backbone registry: ``build_backbone(name, **kwargs)`` and what each backbone offers.
+
+A new backbone is one family file in this package that calls :func:`register_backbone` at import; every
+module of the package is imported below, so nothing else needs to list it."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from exitspace.errors import ConfigError
 from exitspace.models.common import Backbone
-from exitspace.models.mobilenetv2 import MOBILENETV2_CIFAR_BLOCKS, MobileNetV2Cifar
-from exitspace.models.resnet import ResNetCifar
-from exitspace.models.small_cnn import SMALL_CNN_BLOCKS, SmallCNN
 
 
 @dataclass(frozen=True)
@@ -23,39 +25,14 @@ class BackboneEntry:
     description: str
 
 
-def _resnet(depth: int) -> Callable[..., Backbone]:
-    def build(width: float = 1.0, in_channels: int = 3, shortcut: str = "A") -> Backbone:
-        if shortcut not in ("A", "B"):
-            raise ConfigError(f"backbone shortcut: must be 'A' or 'B' (got {shortcut!r})")
-        return ResNetCifar(depth, width=width, in_channels=in_channels, shortcut=shortcut)  # type: ignore[arg-type]
-
-    return build
+BACKBONES: dict[str, BackboneEntry] = {}
+"""Every backbone, by name; a family file (``exitspace/models/<family>.py``) adds its own with
+:func:`register_backbone` when the package is imported."""
 
 
-def _resnet_blocks(depth: int) -> int:
-    return 3 * ((depth - 2) // 6)
-
-
-BACKBONES: dict[str, BackboneEntry] = {
-    "mobilenetv2_cifar": BackboneEntry(
-        MobileNetV2Cifar,
-        len(MOBILENETV2_CIFAR_BLOCKS),
-        tuple(range(10)),
-        "the paper's 12-block MobileNetV2 for 32x32 inputs (195.33 M MACs, 1.39 M parameters at width 1)",
-    ),
-    **{
-        f"resnet{depth}": BackboneEntry(
-            _resnet(depth),
-            _resnet_blocks(depth),
-            tuple(range(_resnet_blocks(depth) - 1)),
-            f"ResNet-{depth} for CIFAR (He et al. 2016), option-A shortcuts by default",
-        )
-        for depth in (20, 32, 56)
-    },
-    "small_cnn": BackboneEntry(
-        SmallCNN, len(SMALL_CNN_BLOCKS), (0, 1, 2), "a 4-block conv-BN-ReLU CNN for fast runs and tests"
-    ),
-}
+def register_backbone(name: str, entry: BackboneEntry) -> None:
+    """Make ``name`` buildable by :func:`build_backbone` (and usable as ``model.backbone`` in configs)."""
+    BACKBONES[name] = entry
 
 
 def backbone_entry(name: str) -> BackboneEntry:
@@ -80,3 +57,13 @@ def build_backbone(name: str, **kwargs: Any) -> Backbone:
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ConfigError(f"backbone in_channels: must be a positive integer (got {in_channels!r})")
     return entry.factory(**kwargs)
+
+
+def _import_families() -> None:
+    """Import every module of ``exitspace.models`` so that each family file registers its backbones."""
+    package = __name__.rpartition(".")[0]
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{module.name}")
+
+
+_import_families()

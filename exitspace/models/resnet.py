@@ -8,13 +8,15 @@ instead. The global-pool + FC classifier is not part of the backbone: it is the 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from exitspace.errors import ConfigError
 from exitspace.models.common import Backbone, BlockInfo, conv_bn_act, round_channels
+from exitspace.models.registry import BackboneEntry, register_backbone
 
 STAGE_CHANNELS = (16, 32, 64)
 
@@ -70,4 +72,19 @@ class ResNetCifar(Backbone):
                 current = out_channels
         self.blocks = nn.ModuleList(blocks)
         self.block_infos = tuple(infos)
-        self.default_candidates = tuple(range(len(blocks) - 1))
+
+
+def _resnet(depth: int) -> Callable[..., Backbone]:
+    def build(width: float = 1.0, in_channels: int = 3, shortcut: str = "A") -> Backbone:
+        if shortcut not in ("A", "B"):
+            raise ConfigError(f"backbone shortcut: must be 'A' or 'B' (got {shortcut!r})")
+        return ResNetCifar(depth, width=width, in_channels=in_channels, shortcut=shortcut)  # type: ignore[arg-type]
+
+    return build
+
+
+for _depth in (20, 32, 56):
+    _blocks = 3 * ((_depth - 2) // 6)
+    register_backbone(f"resnet{_depth}", BackboneEntry(
+        _resnet(_depth), _blocks, tuple(range(_blocks - 1)),
+        f"ResNet-{_depth} for CIFAR (He et al. 2016), option-A shortcuts by default"))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from exitspace.errors import DataError
-from exitspace.search.space import pair_name
+from exitspace.precision import pair_label
 
 
 def static_reference(results: dict[str, Any], label: str) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def lowest_elp_at(results: dict[str, Any], accuracy: float, reference: float, pr
     ratios = [
         entry["test"]["elp"] / reference
         for entry in results.get("pareto", [])
-        if entry["test"]["accuracy"] >= accuracy and (precision is None or pair_name(entry["design"]["precision"]) == precision)
+        if entry["test"]["accuracy"] >= accuracy and (precision is None or pair_label(entry["design"]["precision"]) == precision)
     ]
     return min(ratios, default=math.nan)
 

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from exitspace.precision import pair_label
 from exitspace.report import figures
-from exitspace.search.space import pair_name
 
 Block = tuple[str, Any]
 MAX_ROWS = 30
@@ -153,7 +153,7 @@ def _precision_pairs_sentence(pareto: list[dict[str, Any]]) -> str:
     """How many Pareto designs use each precision pair."""
     pairs: dict[str, int] = {}
     for e in pareto:
-        key = pair_name(e["design"]["precision"])
+        key = pair_label(e["design"]["precision"])
         pairs[key] = pairs.get(key, 0) + 1
     return "Precision pairs on the front: " + ", ".join(f"{k} ({v})" for k, v in sorted(pairs.items())) + "."
 
@@ -207,7 +207,7 @@ def _space_text(space: dict[str, Any]) -> str:
     return (f"Design space: early exits from {', '.join(space['candidate_exits'])} (final exit "
             f"{space['final_exit']} always on), head types "
             f"{', '.join(sorted({h for v in space['head_types'].values() for h in v}))}, precision pairs "
-            f"{', '.join(pair_name(p) for p in space['precision_pairs'])}, {thr['mode']} "
+            f"{', '.join(pair_label(p) for p in space['precision_pairs'])}, {thr['mode']} "
             f"thresholds in [{thr['low']}, {thr['high']}] ({space['confidence']}), policies "
             f"{', '.join(space['policies'])}, allocation {', '.join(space['allocations'])}"
             f"{' then ' + space['refine_allocation'] + ' refinement of the front' if space.get('refine_allocation') else ''}.")

@@ -22,20 +22,20 @@ from typing import Any, Callable
 from exitspace.config import RunConfig, SearchConfig
 from exitspace.errors import InfeasibleError
 from exitspace.pathnames import shown_path, shown_storage
+from exitspace.precision import PrecisionPair, pair_label
 from exitspace.search.engine import (
     SearchOutcome,
     SearchProblem,
-    TrialResult,
     _non_dominated,
     default_storage,
     pareto_front,
     run_search,
     study_fingerprint,
 )
-from exitspace.search.scored import Evaluator, ScoredDesign
 from exitspace.search.hypervolume import hypervolume, hypervolume_curve, normalise, reference_point
 from exitspace.search.objectives import build_constraints, explain_infeasible, metric_key, violations
-from exitspace.search.space import Design, DesignSpace, PrecisionPair, pair_name
+from exitspace.search.scored import Evaluator, ScoredDesign
+from exitspace.search.space import Design, DesignSpace
 
 RESULTS_FORMAT = "exitspace.results"
 RESULTS_VERSION = 1
@@ -79,11 +79,11 @@ def static_variants(inputs: CodesignInputs, pairs: tuple[PrecisionPair, ...]) ->
     space = inputs.space
     out: dict[str, list[ScoredDesign]] = {}
     for pair in pairs:
-        out[pair_name(pair)] = []
+        out[pair_label(pair)] = []
         for head in space.head_types[space.final]:
             tried = [inputs.evaluator.evaluate(replace(space.static_design(pair, head), allocation=strategy))
                      for strategy in inputs.static_allocations or space.allocations]
-            out[pair_name(pair)].append(min(tried, key=lambda e: e.val["elp"]))
+            out[pair_label(pair)].append(min(tried, key=lambda e: e.val["elp"]))
     return out
 
 
@@ -166,7 +166,7 @@ def headline(front: list[ScoredDesign], static: ScoredDesign, max_loss: float = 
         return min(ok, key=lambda e: e.split(split)["elp"]) if ok else None
 
     out: dict[str, Any] = {
-        "reference": f"static {pair_name(static.design.precision)} ({static.design.name})",
+        "reference": f"static {pair_label(static.design.precision)} ({static.design.name})",
         "max_loss_points": 100 * max_loss,
         "static_test_accuracy": static.test["accuracy"],
         "static_test_elp": static.test["elp"],
@@ -221,7 +221,7 @@ class _StaticBaselines:
     @property
     def reference(self) -> ScoredDesign:
         """The static baseline at the reference pair."""
-        return self.per_pair[pair_name(self.reference_pair)]
+        return self.per_pair[pair_label(self.reference_pair)]
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,7 @@ def run_codesign(
     hypervolume = {
         "reference_point": dict(s.hv_reference),
         "normalisation": "accuracy -> 1 - accuracy; exit_overhead as a share; cost objectives / static "
-                         f"{pair_name(searched.baselines.reference_pair)} network (validation)",
+                         f"{pair_label(searched.baselines.reference_pair)} network (validation)",
         "scale": scale,
         "curve": curve,
         "front_test": _front_hv(searched.front, s.objectives, s.elp, test_scale, s.hv_reference),
@@ -369,7 +369,7 @@ def _results_document(config: RunConfig, inputs: CodesignInputs, searched: _Sear
         "hypervolume": hypervolume,
         "static": {k: v.to_dict() for k, v in baselines.per_pair.items()},
         "static_variants": {k: [v.to_dict() for v in vs] for k, vs in baselines.variants.items()},
-        "static_reference": pair_name(baselines.reference_pair),
+        "static_reference": pair_label(baselines.reference_pair),
         "paper_designs": [e.to_dict() for e in paper],
         "mac_proxy": mac,
         "pareto": [
@@ -405,7 +405,7 @@ def _headline_info(front: list[ScoredDesign], baselines: _StaticBaselines) -> di
             "against_each_final_head": [
                 {k: h.get(k) for k in ("reference", "static_test_accuracy", "design", "test_accuracy",
                                        "test_accuracy_loss_points", "elp_reduction")}
-                for h in (headline(front, v) for v in baselines.variants[pair_name(baselines.reference_pair)])]}
+                for h in (headline(front, v) for v in baselines.variants[pair_label(baselines.reference_pair)])]}
 
 
 def _study_info(outcome: SearchOutcome) -> dict[str, Any]:
@@ -425,11 +425,3 @@ def _study_info(outcome: SearchOutcome) -> dict[str, Any]:
         "persist_seconds": outcome.persist_seconds,
     }
 
-
-def best_trials_summary(results: list[TrialResult]) -> str:
-    """One line about a set of trials (for logs)."""
-    feasible = [r for r in results if r.feasible]
-    if not feasible:
-        return f"{len(results)} trials, none feasible"
-    best = max(feasible, key=lambda r: r.evaluation.val["accuracy"])
-    return f"{len(results)} trials, {len(feasible)} feasible, best val accuracy {100 * best.evaluation.val['accuracy']:.2f}%"

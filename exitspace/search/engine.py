@@ -27,7 +27,6 @@ from exitspace.search.objectives import Constraint, directions, objective_values
 from exitspace.search.space import Design, DesignSpace
 from exitspace.search.storage import TrialLog, is_trial_log, open_storage, open_trial_log, to_frozen, trial_log_url
 
-CONSTRAINT_ATTR = "constraints"  # where Optuna's samplers keep constraint values (system attrs)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # ``constraints_func`` is deprecated in Optuna 5 in favour of per-key ``Trial.set_constraint``, which writes

@@ -21,17 +21,14 @@ from exitspace.mapping import LayerCostCache, Mapper
 from exitspace.mapping.allocation import to_array
 from exitspace.mapping.costs import activation_capacity, layer_bits
 from exitspace.mapping.schedule import StageCost
+from exitspace.precision import PrecisionPair
 from exitspace.search.scored import ScoredDesign
-from exitspace.search.space import Available, Design, PrecisionPair
+from exitspace.search.space import Available, Design
 from exitspace.train.exit_table import ExitTable
 from exitspace.workload.layer import Precision, Workload
 
 ALLOCATION_OBJECTIVE = {"paper": "avg_product", "product": "product_of_averages"}
 STAGE_FIELDS = tuple(f.name for f in fields(StageCost))
-
-
-def _precision(bits: int) -> Precision:
-    return Precision.uniform(bits) if bits < 32 else Precision(weight=32, input=32, output=32, psum=32)
 
 
 class CodesignEvaluator:
@@ -85,7 +82,7 @@ class CodesignEvaluator:
     def mapper(self, pair: PrecisionPair) -> Mapper:
         """The mapper of one precision pair (cost matrices built on first use)."""
         if pair not in self._mappers:
-            workload = self.workload.with_precision(_precision(pair[0]), _precision(pair[1]))
+            workload = self.workload.with_precision(Precision.uniform(pair[0]), Precision.uniform(pair[1]))
             self._mappers[pair] = Mapper(workload, self.system, backend=self.backend, cache=self._cache)
         return self._mappers[pair]
 

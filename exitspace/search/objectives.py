@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Callable, Literal, Mapping
 
 from exitspace.config import ConstraintsConfig
+from exitspace.precision import PrecisionPair
 from exitspace.search.scored import ScoredDesign
-from exitspace.search.space import DesignSpace, PrecisionPair
+from exitspace.search.space import DesignSpace
 
 MAXIMISED = {"accuracy"}
 
@@ -48,10 +49,6 @@ class Constraint:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
-
-
-def _num(x: float) -> str:
-    return f"{x:.4g}"
 
 
 def build_constraints(

@@ -14,20 +14,8 @@ from typing import Any, Sequence
 
 from exitspace.config import SpaceConfig
 from exitspace.errors import ConfigError
-
-PrecisionPair = tuple[int, int]
-
-
-def pair_name(pair: Sequence[int]) -> str:
-    """``(8, 4)`` -> ``"8/4"``; 32 bits print as FP32."""
-    return "/".join("FP32" if int(b) == 32 else str(int(b)) for b in pair)
-
-
-def parse_pair(text: str) -> PrecisionPair:
-    """Inverse of :func:`pair_name`."""
-    a, b = (32 if part == "FP32" else int(part) for part in text.split("/"))
-    return (a, b)
-
+from exitspace.precision import PrecisionPair, pair_label, parse_pair
+from exitspace.search.threshold_modes import MODES
 
 def short_head(head: str) -> str:
     """``pool4_fc2`` -> ``fc2``, ``gap_fc`` -> ``gap`` (for names and tables)."""
@@ -73,12 +61,7 @@ class Design:
         thr = f"{self.thresholds[0]:.2f}" if self.thresholds and shared else "/".join(f"{t:.2f}" for t in self.thresholds)
         heads = dict(self.heads)
         label = ",".join(f"{lab}:{short_head(heads[lab])}" for lab in self.labels) + (f"@{thr}" if self.thresholds else "")
-        return f"{label} {pair_name(self.precision)} {self.policy} {self.allocation}"
-
-    @property
-    def is_static(self) -> bool:
-        """True when no early exit is on."""
-        return not self.exits
+        return f"{label} {pair_label(self.precision)} {self.policy} {self.allocation}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -208,14 +191,9 @@ class DesignSpace:
             label: (trial.suggest_categorical(f"head_{label}", list(types)) if len(types) > 1 else types[0])
             for label, types in self.head_types.items()
         }
-        pairs = [pair_name(p) for p in self.precision_pairs]
+        pairs = [pair_label(p) for p in self.precision_pairs]
         precision = parse_pair(trial.suggest_categorical("precision", pairs)) if len(pairs) > 1 else self.precision_pairs[0]
-        if self.threshold_mode == "shared":
-            shared = self._threshold(trial, "threshold")
-            thresholds = tuple(shared for _ in on)
-        else:
-            values = {label: self._threshold(trial, f"threshold_{label}") for label in self.candidates}
-            thresholds = tuple(values[label] for label in on)
+        thresholds = MODES[self.threshold_mode](lambda name: self._threshold(trial, name), self.candidates, on)
         policy = trial.suggest_categorical("policy", list(self.policies)) if len(self.policies) > 1 else self.policies[0]
         allocation = (
             trial.suggest_categorical("allocation", list(self.allocations))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from exitspace.data.registry import DataConfig
 from exitspace.errors import ConfigError
-from exitspace.train.quant import parse_pair
+from exitspace.precision import parse_pair
 
 DEFAULT_PAIRS = ["32/32", "8/8", "8/4", "4/8", "4/4"]
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from exitspace.data.registry import load_splits
 from exitspace.errors import ConfigError
+from exitspace.precision import PrecisionPair
 from exitspace.train.checkpoint import state_dict_hash
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.pipeline import (
@@ -30,7 +31,6 @@ from exitspace.train.pipeline import (
     write_exit_table,
 )
 from exitspace.train.progress import Reporter
-from exitspace.train.quant import PrecisionPair
 from exitspace.train.run_dir import saved_config
 from exitspace.train.trainer import run_phase
 

@@ -34,14 +34,13 @@ from exitspace.data.registry import load_splits
 from exitspace.errors import ConfigError
 from exitspace.models import EENN, EENNSpec, EENNSubnet, build_eenn
 from exitspace.models.common import keep_depthwise_in_float
+from exitspace.precision import FLOAT_BITS, PrecisionPair, pair_slug, parse_pair
 from exitspace.train.checkpoint import load_checkpoint, state_dict_hash
 from exitspace.train.config import TrainConfig
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.losses import head_loss_weights, scale_early_head_gradients
 from exitspace.train.progress import Reporter
-from exitspace.train.quant import (
-    FLOAT_BITS, PrecisionPair, freeze_batchnorm, pair_name, parse_pair, quantize_model, set_observers,
-)
+from exitspace.train.quant import freeze_batchnorm, quantize_model, set_observers
 from exitspace.train.run_dir import SAVED_CONFIG, check_resumable, saved_config
 from exitspace.train.stopping import run_dir_lock, stop_signals
 from exitspace.train.teacher_views import fixed_teacher_views
@@ -54,7 +53,7 @@ LOG = "train.log"
 
 def exit_table_path(run_dir: Path, pair: PrecisionPair) -> Path:
     """Where the exit table of ``pair`` lives in a run directory."""
-    return Path(run_dir) / "exit_tables" / f"exit_table_{pair_name(pair)}.npz"
+    return Path(run_dir) / "exit_tables" / f"exit_table_{pair_slug(pair)}.npz"
 
 
 def configure_threads(threads: int | None) -> int:
@@ -274,7 +273,7 @@ def load_trained_model(config: TrainConfig, spec: EENNSpec, run_dir: Path, pair:
     model.load_state_dict(_finished_weights(Path(run_dir) / base_phase(config)))
     if pair != (FLOAT_BITS, FLOAT_BITS):
         quantize_model(model, pair)
-        model.load_state_dict(_finished_weights(Path(run_dir) / f"qat_{pair_name(pair)}"))
+        model.load_state_dict(_finished_weights(Path(run_dir) / f"qat_{pair_slug(pair)}"))
     return _placed(model, config)
 
 
@@ -395,7 +394,7 @@ class _Run:
         model.load_state_dict(base.state_dict())
         quantize_model(model, pair)
         model = _placed(model, config)
-        directory = f"qat_{pair_name(pair)}"
+        directory = f"qat_{pair_slug(pair)}"
         if not (self.run_dir / directory / CHECKPOINT).is_file() and not (self.run_dir / directory / DONE).is_file():
             calibrate(model, self.loaders["train"], config.qat.calibration_batches)
         return model, self.phase(f"qat {pair[0]}/{pair[1]}", model, directory, qat_settings(config, model))

@@ -32,30 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exitspace.errors import ConfigError
 from exitspace.models.common import float32_under_cpu_autocast
-
-FLOAT_BITS = 32
-SUPPORTED_BITS = (2, 3, 4, 5, 6, 7, 8, FLOAT_BITS)
-PrecisionPair = tuple[int, int]
-
-
-def parse_pair(text: str) -> PrecisionPair:
-    """``"8/4"`` -> (8, 4): (backbone bits, exit bits); 32 means float."""
-    try:
-        backbone, exits = (int(part) for part in str(text).split("/"))
-    except ValueError:
-        raise ConfigError(f"precision pair {text!r}: write it as BACKBONE/EXIT bits, e.g. 8/4 or 32/32") from None
-    for bits in (backbone, exits):
-        if bits not in SUPPORTED_BITS:
-            raise ConfigError(f"precision pair {text!r}: {bits} bits unsupported; use one of {list(SUPPORTED_BITS)}")
-    return backbone, exits
-
-
-def pair_name(pair: PrecisionPair) -> str:
-    """(8, 4) -> ``"b8_e4"`` (file-name friendly)."""
-    return f"b{pair[0]}_e{pair[1]}"
-
+from exitspace.precision import FLOAT_BITS, PrecisionPair
 
 def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
     """``(clamp(round(x / scale) + zp, qmin, qmax) - zp) * scale`` in ``x``'s dtype.

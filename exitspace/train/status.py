@@ -12,10 +12,10 @@ from typing import Any
 
 from exitspace.errors import CheckpointError, ConfigError
 from exitspace.models import EENNSpec
+from exitspace.precision import FLOAT_BITS, PrecisionPair, pair_slug, parse_pair
 from exitspace.train.checkpoint import load_checkpoint
 from exitspace.train.config import TrainConfig, load_train_config
 from exitspace.train.pipeline import LOG, SUMMARY, exit_table_path
-from exitspace.train.quant import FLOAT_BITS, PrecisionPair, pair_name, parse_pair
 from exitspace.train.run_dir import SAVED_CONFIG
 from exitspace.train.stopping import lock_holder
 from exitspace.train.teacher_views import VIEWS_FILE
@@ -75,7 +75,7 @@ def _planned_phases(config: TrainConfig, pairs: list[PrecisionPair]) -> list[tup
         phases.append(("swa", "swa", config.swa.epochs))
     if config.heads.epochs:
         phases.append(("heads", "heads", config.heads.epochs))
-    phases += [(f"qat {b}/{e}", f"qat_{pair_name((b, e))}", config.qat.epochs)
+    phases += [(f"qat {b}/{e}", f"qat_{pair_slug((b, e))}", config.qat.epochs)
                for b, e in pairs if (b, e) != (FLOAT_BITS, FLOAT_BITS)]
     return phases
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 from exitspace.errors import ConfigError
 
@@ -47,8 +47,9 @@ class Precision:
 
     @classmethod
     def uniform(cls, bits: int) -> "Precision":
-        """Weights and activations at ``bits``, partial sums at ``2 * bits`` (the paper's convention)."""
-        return cls(weight=bits, input=bits, output=bits, psum=2 * bits)
+        """Weights and activations at ``bits``, partial sums at ``2 * bits`` (the paper's convention); 32 bits
+        (float) accumulates in 32 bits."""
+        return cls(weight=bits, input=bits, output=bits, psum=2 * bits if bits < 32 else 32)
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,3 @@ class Workload:
             raise ConfigError(f"workload file {path}: 'format' must be 'exitspace.workload'")
         return cls(payload.get("name", Path(path).stem), [Layer.from_dict(d) for d in payload["layers"]])
 
-
-def total_macs(layers: Sequence[Layer]) -> int:
-    """Sum of MACs over MAC layers."""
-    return sum(layer.macs for layer in layers if layer.op.is_mac)

@@ -14,7 +14,7 @@ Modules, in the order a layer goes through them:
 * ``layers``: layers as arrays (loop sizes, LOMA factors, geometry, precision);
 * ``unroll``: spatial unrolling and the temporal loops and tile sizes it leaves;
 * ``cases``: (layer, order) cases as arrays;
-* ``allocation``: greedy temporal allocation of an order over one operand's memory levels;
+* ``temporal``: greedy temporal mapping of an order over one operand's memory levels;
 * ``levels`` and ``transfers``: per-level tiles and windows; transfers with their energy, traffic and links;
 * ``latency``: port stalls, spare-bandwidth borrowing, on-loading and off-loading;
 * ``evaluate``: case expansion and the best-order pick; ``backend``: :class:`AnalyticalBackend`.

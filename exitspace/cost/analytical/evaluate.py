@@ -7,13 +7,13 @@ from typing import Sequence, cast
 
 import numpy as np
 
-from exitspace.cost.analytical.allocation import allocate
 from exitspace.cost.analytical.cases import case_arrays
 from exitspace.cost.analytical.latency import link_latency, port_stalls
 from exitspace.cost.analytical.layers import LayerArrays, layer_arrays, operands_of
 from exitspace.cost.analytical.levels import level_data
 from exitspace.cost.analytical.loops import ND, ORDER_ARRAY, ORDERS
 from exitspace.cost.analytical.plan import CorePlan, core_plan, operand_view
+from exitspace.cost.analytical.temporal import map_temporal_loops
 from exitspace.cost.analytical.transfers import Ledger, OperandLinks, input_transfers, output_transfers
 from exitspace.cost.analytical.unroll import Unrolling, spatial_unrolling
 from exitspace.errors import ConfigError
@@ -145,7 +145,7 @@ def _distinct_cases(temporal: np.ndarray) -> np.ndarray:
 
 
 def _run_cases(group: _Group, case_layer: np.ndarray, case_order: np.ndarray, split_small: np.ndarray) -> _CaseCosts:
-    """Cost each (layer, order) case: allocation and transfers per operand, then stalls and links."""
+    """Cost each (layer, order) case: temporal mapping and transfers per operand, then stalls and links."""
     core = group.plan.core
     case = case_arrays(group.arrays, group.unroll, case_layer, case_order, split_small)
     ledger = Ledger()
@@ -155,9 +155,9 @@ def _run_cases(group: _Group, case_layer: np.ndarray, case_order: np.ndarray, sp
     output: OperandLinks | None = None
     for operand in group.operands:
         view = operand_view(group.plan, operand)
-        allocation = allocate(case, view, used_bits)
-        ambiguous |= allocation.ambiguous
-        levels = level_data(case, view, group.plan.array_dims, allocation.alloc, used_bits)
+        temporal = map_temporal_loops(case, view, used_bits)
+        ambiguous |= temporal.ambiguous
+        levels = level_data(case, view, group.plan.array_dims, temporal.alloc, used_bits)
         if view.is_output:
             output = output_transfers(ledger, case, view, levels)
         else:

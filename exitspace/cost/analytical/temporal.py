@@ -1,4 +1,6 @@
-"""Greedy temporal allocation of a loop order over one operand's memory levels, as ZigZag's LOMA allocator does.
+"""Greedy temporal mapping of a loop order over one operand's memory levels, as ZigZag's LOMA allocator does.
+
+(ZigZag calls this "allocation"; in exitspace, an allocation is the mapping stage's layers-to-cores assignment.)
 
 Innermost level first, each level keeps the prefix of the order with the fewest accesses to the level above;
 the loop that crosses the capacity may add part of itself; the outermost level takes the rest.
@@ -17,7 +19,7 @@ from exitspace.cost.analytical.plan import OperandView
 
 
 @dataclass(frozen=True)
-class Allocation:
+class TemporalMapping:
     """One operand's temporal loops per memory level."""
 
     alloc: np.ndarray  # (nlev, N, ND) temporal loop sizes allocated to each level
@@ -42,7 +44,7 @@ class _LevelFill:
         )
 
 
-def allocate(case: CaseArrays, view: OperandView, used_bits: dict[int, np.ndarray]) -> Allocation:
+def map_temporal_loops(case: CaseArrays, view: OperandView, used_bits: dict[int, np.ndarray]) -> TemporalMapping:
     """Allocate each case's loop order to ``view``'s levels.
 
     ``used_bits`` (per memory index, bits claimed by the operands allocated before) limits each level's room;
@@ -71,7 +73,7 @@ def allocate(case: CaseArrays, view: OperandView, used_bits: dict[int, np.ndarra
         fp_here = footprint(view.operand, cum * sp, case.stride)
         bits_here = fp_here * fill.bits
         used_bits[lvl.index] = used_bits.get(lvl.index, np.zeros(n)) + bits_here
-    return Allocation(alloc, ambiguous)
+    return TemporalMapping(alloc, ambiguous)
 
 
 def _level_bits(case: CaseArrays, view: OperandView, m: int, rem: np.ndarray) -> np.ndarray:

@@ -1,0 +1,55 @@
+"""Each vocabulary has one owner, and the run config asks it: confidence measures, exit rules (threshold
+modes), exit-head policies, allocation strategies."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from exitspace.config import parse_config
+from exitspace.dynamic.confidence import MEASURES, confidence, measure
+from exitspace.errors import ConfigError
+from exitspace.search import threshold_modes
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        ({"confidence": "softmax"}, "search.space.confidence: unknown confidence measure 'softmax'"),
+        ({"policies": ["wait", "later"]}, "search.space.policies: unknown exit-head policy 'later'"),
+        ({"allocations": ["greedy", "best"]}, "search.space.allocations: unknown strategy 'best'"),
+        ({"thresholds": {"mode": "each"}}, "search.space.thresholds.mode: unknown threshold mode 'each'"),
+    ],
+)
+def test_config_refuses_what_the_owner_does_not_know(space: dict[str, object], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"search": {"space": space}}, "cfg.yaml")
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.fixture
+def top2_sum() -> Iterator[str]:
+    """A confidence measure registered for one test only."""
+    measure("top2_sum")(lambda probs: np.sort(probs, axis=-1)[..., -2:].sum(axis=-1))
+    yield "top2_sum"
+    del MEASURES["top2_sum"]
+
+
+def test_a_new_confidence_measure_is_one_registered_function(top2_sum: str) -> None:
+    logits = np.log(np.array([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]]))
+    assert np.allclose(confidence(logits, top2_sum), [0.8, 0.95])
+    assert parse_config({"search": {"space": {"confidence": top2_sum}}}).search.space.confidence == top2_sum
+
+
+def test_threshold_modes_draw_named_parameters() -> None:
+    drawn: list[str] = []
+
+    def draw(name: str) -> float:
+        drawn.append(name)
+        return 0.5 + 0.1 * len(drawn)
+
+    assert threshold_modes.MODES["shared"](draw, ["A", "B", "C"], ["A", "C"]) == (0.6, 0.6)
+    assert threshold_modes.MODES["per_exit"](draw, ["A", "B", "C"], ["A", "C"]) == pytest.approx((0.7, 0.9))
+    assert drawn == ["threshold", "threshold_A", "threshold_B", "threshold_C"]
