@@ -114,7 +114,7 @@ def test_exported_weights_teach_as_the_run_directory_did(tmp_path: Path) -> None
     _train(_config(swa={"epochs": 1, "lr": 0.01}), run_dir)  # QAT starts from the SWA phase: that one is exported
     info = export_results(run_dir, exported, weights=True)
     assert sorted(p.name for p in exported.iterdir()) == ["config.yaml", "exit_table_b32_e32.npz", "results.md",
-                                                         "summary.json", "swa"]
+                                                         "summary.json", "swa", "weights"]
     assert 0 < info["weight_bytes"] == (exported / "swa" / "model.pt").stat().st_size
     assert "can serve as a teacher" in (exported / "results.md").read_text()
     student = _config(loss={"teachers": [str(run_dir)], "teacher_weight": 0.5})

@@ -62,11 +62,12 @@ def train_export(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
     out_dir: Annotated[Path, typer.Argument(help="results folder, e.g. results/resnet20_cifar10")],
     heads: Annotated[Optional[str], typer.Option("--heads", help="keep only these head types, e.g. pool4_fc1,pool4_fc2")] = None,
-    weights: Annotated[bool, typer.Option("--weights", help="also the config and float weights, so OUT_DIR can teach "
+    weights: Annotated[bool, typer.Option("--weights", help="also the config and the float phase's checkpoint, so OUT_DIR can teach "
                                           "other runs (loss.teachers) on machines without the run directory")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
 ) -> None:
-    """Copy a run's exit tables and summary into OUT_DIR and write results.md (per-head accuracy per pair)."""
+    """Copy a run's exit tables and summary into OUT_DIR, write every pair's weights (OUT_DIR/weights/) and
+    results.md (per-head accuracy per pair)."""
     from exitspace.train.results import export_results
 
     head_list = [h.strip() for h in heads.split(",") if h.strip()] if heads else None
@@ -75,9 +76,11 @@ def train_export(
         print(json.dumps(info))
     else:
         total = sum(info["exit_table_bytes"].values())
-        extra = f", float weights ({info['weight_bytes'] / 1e6:.1f} MB)" if weights else ""
+        extra = f", the float checkpoint ({info['weight_bytes'] / 1e6:.1f} MB)" if weights else ""
+        pair_bytes = sum(info["pair_weight_bytes"].values())
         console.print(f"wrote {out_dir}: {len(info['exit_table_bytes'])} exit tables ({total / 1e6:.1f} MB), "
-                      f"summary.json, results.md{extra}")
+                      f"{len(info['pair_weight_bytes'])} pairs' weights ({pair_bytes / 1e6:.1f} MB), summary.json, "
+                      f"results.md{extra}")
 
 
 def _duration(seconds: float | None) -> str:

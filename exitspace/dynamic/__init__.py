@@ -10,6 +10,7 @@ from exitspace.dynamic.calibration import Calibration, calibrate
 from exitspace.dynamic.confidence import MEASURES, confidence
 from exitspace.dynamic.evaluate import DesignEvaluation, deploy, evaluate_design
 from exitspace.dynamic.exits import ExitOutcome, ExitScorer, ScoreBatch, parse_thresholds
+from exitspace.dynamic.oracle import OracleBound, oracle_bounds
 from exitspace.dynamic.metrics import DynamicMetrics, StaticBaseline, dynamic_metrics, latency_percentiles
 from exitspace.dynamic.paper_style import PaperStyleMetrics, paper_style_metrics
 
@@ -20,6 +21,7 @@ __all__ = [
     "ExitOutcome",
     "ExitScorer",
     "MEASURES",
+    "OracleBound",
     "PaperStyleMetrics",
     "ScoreBatch",
     "StaticBaseline",
@@ -29,6 +31,7 @@ __all__ = [
     "dynamic_metrics",
     "evaluate_design",
     "latency_percentiles",
+    "oracle_bounds",
     "paper_style_metrics",
     "parse_thresholds",
 ]

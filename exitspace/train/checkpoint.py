@@ -26,9 +26,12 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
-    """Read a checkpoint (``mmap``: tensors stay on disk until touched); one-line CheckpointError if unreadable."""
+    """Read a checkpoint (``mmap``: tensors stay on disk until touched); one-line CheckpointError if unreadable.
+
+    ``weights_only=True``: tensors and plain containers only, so reading a file never runs code from it.
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to restart that phase") from None
 

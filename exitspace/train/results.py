@@ -10,9 +10,11 @@ from typing import Any
 from exitspace.errors import CheckpointError
 from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
 from exitspace.train.exit_table import ExitTable
-from exitspace.train.pipeline import base_phase
+from exitspace.train.pipeline import base_phase, load_trained_model
+from exitspace.train.quant import parse_pair
 from exitspace.train.run_dir import SAVED_CONFIG, saved_config
 from exitspace.train.trainer import DONE, FINAL
+from exitspace.train.weights import save_pair_weights, weights_path
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
@@ -61,6 +63,30 @@ def export_weights(run_dir: Path, out_dir: Path) -> int:
     return (target / FINAL).stat().st_size
 
 
+def export_pair_weights(run_dir: Path, out_dir: Path, summary: dict[str, Any]) -> dict[str, int]:
+    """Write every precision pair's finished supernet (float and each QAT pair) as a weights file in
+    ``out_dir/weights/`` (``exitspace.train.weights``), each checked to be the network of its exit table
+    (same model hash); the bytes written per pair."""
+    from exitspace.models import EENNSpec
+
+    config = saved_config(run_dir)
+    if config is None:
+        raise CheckpointError(f"{run_dir}: no {SAVED_CONFIG}; run `exitspace train CONFIG --run-dir {run_dir}` first")
+    spec = EENNSpec.parse(summary["model"])
+    sizes = {}
+    for key, entry in summary["pairs"].items():
+        pair = parse_pair(key)
+        model = load_trained_model(config, spec, run_dir, pair).cpu()
+        path = weights_path(out_dir, pair)
+        digest = save_pair_weights(path, model, pair, summary["data"], config.data.model_dump(mode="json"))
+        if digest != entry.get("model_hash"):
+            path.unlink()
+            raise CheckpointError(f"{run_dir}: the {key} weights are not the network of its exit table (model hash "
+                                  "differs); re-run `exitspace train` on it to rewrite the table")
+        sizes[key] = path.stat().st_size
+    return sizes
+
+
 def _teaching_note(meta: dict[str, Any]) -> list[str]:
     """A results.md paragraph naming the run's teachers (from an exit table's metadata), or nothing."""
     teachers = meta.get("teachers")
@@ -73,8 +99,9 @@ def _teaching_note(meta: dict[str, Any]) -> list[str]:
 
 
 def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None, weights: bool = False) -> dict[str, Any]:
-    """Copy exit tables (optionally only some head types, to keep the files small), summary.json and results.md;
-    with ``weights``, also the config and the float weights (``export_weights``).
+    """Copy exit tables (optionally only some head types, to keep the files small), summary.json and results.md,
+    and write every pair's weights (``export_pair_weights``; all heads, whatever ``heads`` keeps); with
+    ``weights``, also the config and the float phase's checkpoint (``export_weights``), so the folder can teach.
 
     ``heads``: head types to keep (e.g. ["pool4_fc1", "pool4_fc2"]); None keeps all.
     """
@@ -82,6 +109,7 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None,
     summary = load_summary(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weight_bytes = export_weights(run_dir, out_dir) if weights else 0
+    pair_weight_bytes = export_pair_weights(run_dir, out_dir, summary)
     sizes = {}
     for pair, entry in summary["pairs"].items():
         source = run_dir / entry["exit_table"]
@@ -128,11 +156,15 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None,
          if heads else "The exit tables here hold every head."),
         "",
         *taught_by,
-        *([f"The float weights are here too ({weight_bytes / 1e6:.1f} MB, no optimiser state): this folder can serve "
+        f"`weights/` holds every pair's supernet ({sum(pair_weight_bytes.values()) / 1e6:.1f} MB; "
+        "`exitspace export` builds an ONNX model of a searched design from them).",
+        "",
+        *([f"The float phase's checkpoint is here too ({weight_bytes / 1e6:.1f} MB, no optimiser state): this folder can serve "
            "as a teacher (`loss.teachers`).", ""] if weights else []),
         f"Produced by `exitspace train-export {run_dir} {out_dir}"
         + (f" --heads {','.join(heads)}" if heads else "") + (" --weights" if weights else "") + "`.",
         "",
     ]
     (out_dir / "results.md").write_text("\n".join(text))
-    return {"out_dir": str(out_dir), "exit_table_bytes": sizes, "weight_bytes": weight_bytes}
+    return {"out_dir": str(out_dir), "exit_table_bytes": sizes, "weight_bytes": weight_bytes,
+            "pair_weight_bytes": pair_weight_bytes}
