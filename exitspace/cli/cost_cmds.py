@@ -94,7 +94,7 @@ def sweep(
 @app.command()
 @user_errors
 def profile(
-    model: Annotated[str, typer.Argument(help="workload JSON file, or a backbone name (mobilenetv2_cifar, resnet20, ...)")],
+    model: Annotated[str, typer.Argument(help="workload JSON file, ONNX file, or a backbone name (mobilenetv2_cifar, resnet20, ...)")],
     hardware: Annotated[str, typer.Option(help=HARDWARE_HELP)] = "edge_tpu_like",
     core: Annotated[Optional[int], typer.Option("--core", help="run every layer it supports on this core id")] = None,
     bits: Annotated[int, typer.Option(help="backbone bit width (partial sums twice)")] = 8,

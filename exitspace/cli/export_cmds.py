@@ -14,10 +14,6 @@ from exitspace.cli.app import app, console, user_errors
 from exitspace.errors import ConfigError
 
 
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name).strip("_")[:80] or "design"
-
-
 @app.command()
 @user_errors
 def export(
@@ -34,21 +30,17 @@ def export(
     graph per stage for `exitspace workload --onnx`."""
     if headline == (design is not None):
         raise ConfigError("--design/--headline: give exactly one (--headline, or --design INDEX|NAME)")
-    from exitspace.export.source import choose_design, find_network
-    from exitspace.export.writer import MODEL_FILE, export_design
+    from exitspace.export.writer import MODEL_FILE, SEGMENTS_DIR
+    from exitspace.flow.export import export_searched_design
 
-    chosen, results, results_path = choose_design(run_or_results, design)
-    network = find_network(results, results_path, chosen.pair, weights)
-    report_dir = results_path.parent
-    run_dir = report_dir.parent if report_dir.name == "report" else report_dir
-    out_dir = out if out is not None else run_dir / "export" / _slug(chosen.name)
-    manifest = export_design(chosen, network, out_dir, str(results_path))
+    manifest, out_dir = export_searched_design(run_or_results, design, weights, out)
     if json_output:
         print(json.dumps(manifest))
         return
-    console.print(f"exported {chosen.name} ({chosen.pair[0]}/{chosen.pair[1]}, exits "
-                  f"{' '.join(chosen.head_keys)}) to {out_dir / MODEL_FILE} and {len(manifest['segments'])} stage "
-                  f"graphs in {out_dir / 'segments'}", highlight=False, soft_wrap=True)
+    pair = manifest["precision_pair"]
+    console.print(f"exported {manifest['design']} ({pair[0]}/{pair[1]}, exits {' '.join(manifest['head_keys'])}) to "
+                  f"{out_dir / MODEL_FILE} and {len(manifest['segments'])} stage graphs in {out_dir / SEGMENTS_DIR}",
+                  highlight=False, soft_wrap=True)
 
 
 def _ms(value: float | None) -> str:
@@ -84,20 +76,9 @@ def infer(
 ) -> None:
     """Run an exported design in onnxruntime, one image at a time: accuracy, exit ratios, time per exit taken,
     nodes run per exit, and the report's figures beside them."""
-    from exitspace.export.infer import compare_with_report, executed_nodes, load_images, load_manifest, run_split
+    from exitspace.flow.export import infer_exported
 
-    manifest = load_manifest(model)
-    images, labels = load_images(manifest, data, split, data_path)
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    result = run_split(model, images, labels, threads)
-    summary = {"design": manifest["design"], "split": split, **result.summary(manifest["head_keys"])}
-    for index, row in enumerate(summary["per_exit"]):
-        leaving = [i for i, e in enumerate(result.exits) if e == index]
-        row["nodes_run"] = len(executed_nodes(model, images[leaving[0] : leaving[0] + 1])[1]) if leaving else None
-    medians = [row["median_ms"] for row in summary["per_exit"] if row["median_ms"] is not None]
-    summary["time_grows_with_exit"] = all(a < b for a, b in zip(medians, medians[1:]))
-    summary["report"] = compare_with_report(manifest, split, summary) if limit is None else None
+    summary = infer_exported(model, data, split, data_path, limit, threads)
     if json_output:
         print(json.dumps(summary))
         return

@@ -32,10 +32,14 @@ def pick_core(system: System, layer: Layer, core_id: int | None) -> Core:
 
 
 def load_model(model: str, heads: str, bits: int, exit_bits: int | None) -> Workload:
-    """A workload from a workload JSON file or a backbone name (with its exit heads)."""
+    """A workload from a workload JSON file, an ONNX file or a backbone name (with its exit heads)."""
     backbone = check_bits(bits, "--bits")
     exits = check_bits(exit_bits, "--exit-bits") if exit_bits is not None else backbone
     path = Path(model)
+    if path.suffix == ".onnx":
+        from exitspace.workload.from_onnx import workload_from_onnx
+
+        return workload_from_onnx(path, precision=backbone).with_precision(backbone, exits)
     if path.suffix == ".json" or path.exists():
         return Workload.from_json(path).with_precision(backbone, exits)
     from exitspace.models.eenn import EENNSpec

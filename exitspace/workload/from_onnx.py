@@ -92,8 +92,11 @@ def _load(path: Path) -> Any:
         raise ConfigError(f"ONNX file {path}: not found; check the path")
     try:
         model = onnx.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several types
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - protobuf and the checker raise several types
         raise ConfigError(f"ONNX file {path}: not a readable ONNX model ({type(exc).__name__}); re-export it") from None
+    if not model.graph.node:
+        raise ConfigError(f"ONNX file {path}: its graph has no nodes (an empty or non-ONNX file?); give an exported network")
     try:
         return onnx.shape_inference.infer_shapes(model)
     except Exception as exc:  # noqa: BLE001

@@ -232,9 +232,26 @@ class Workload:
             payload = json.loads(Path(path).read_text())
         except FileNotFoundError:
             raise ConfigError(f"workload file {path}: not found; check the path") from None
+        except IsADirectoryError:
+            raise ConfigError(f"workload file {path}: is a directory; give a workload JSON file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"workload file {path}: not text (a binary file?); give a workload JSON written by "
+                              "`exitspace workload --out`, or an ONNX file with --onnx") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"workload file {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if payload.get("format") != "exitspace.workload":
+        if not isinstance(payload, dict) or payload.get("format") != "exitspace.workload":
             raise ConfigError(f"workload file {path}: 'format' must be 'exitspace.workload'")
-        return cls(payload.get("name", Path(path).stem), [Layer.from_dict(d) for d in payload["layers"]])
+        entries = payload.get("layers")
+        if not isinstance(entries, list):
+            raise ConfigError(f"workload file {path}: 'layers' must be a list of layers")
+        layers = []
+        for index, entry in enumerate(entries):
+            try:
+                layers.append(Layer.from_dict(entry))
+            except ConfigError as exc:
+                raise ConfigError(f"workload file {path}: layers[{index}]: {exc}") from None
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ConfigError(f"workload file {path}: layers[{index}] is not a layer ({type(exc).__name__}: "
+                                  f"{str(exc)[:80]}); write it with `exitspace workload --out`") from None
+        return cls(str(payload.get("name", Path(path).stem)), layers)
 
