@@ -9,6 +9,7 @@ the fix. Accuracies and shares are fractions in [0, 1].
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -28,6 +29,8 @@ def _ask_owner(check: Callable[..., Any], value: Any) -> Any:
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
+INSTALLED_DATA = Path(sys.prefix) / "share" / "exitspace"
+"""Where a non-editable install puts ``configs/`` (pyproject's data-files): the stand-in for a checkout's root."""
 
 OBJECTIVES = ("accuracy", "elp", "exit_overhead", "e_avg", "l_avg", "p99_latency")
 """Objectives the search can optimise; ``accuracy`` is maximised, the rest minimised."""
@@ -256,15 +259,15 @@ class RunConfig(_Strict):
 
     def resolve_path(self, value: str | None) -> Path | None:
         """A path from the config: absolute as is; a relative one is looked up next to the config file, in
-        the working directory, then in the repository root; the first that exists wins (else the working
-        directory's)."""
+        the working directory, then in the repository root (an installed copy: ``INSTALLED_DATA``); the first
+        that exists wins (else the working directory's)."""
         if value is None:
             return None
         path = Path(value).expanduser()
         if path.is_absolute():
             return path
         candidates = [Path(self.source).resolve().parent / path] if self.source else []
-        candidates += [Path.cwd() / path, REPO_ROOT / path]
+        candidates += [Path.cwd() / path, REPO_ROOT / path, INSTALLED_DATA / path]
         for candidate in candidates:
             if candidate.exists():
                 return candidate
@@ -306,8 +309,8 @@ def parse_config(data: Any, source: str = "config") -> RunConfig:
 
 
 def default_config_path() -> Path:
-    """configs/default.yaml next to the package (repository checkout) or shipped inside it."""
-    for candidate in (REPO_ROOT / "configs" / "default.yaml", PACKAGE_ROOT / "configs" / "default.yaml"):
+    """configs/default.yaml next to the package (repository checkout) or installed with it (``INSTALLED_DATA``)."""
+    for candidate in (REPO_ROOT / "configs" / "default.yaml", INSTALLED_DATA / "configs" / "default.yaml"):
         if candidate.is_file():
             return candidate
     raise ConfigError("no configs/default.yaml found next to the package; pass a config file to `exitspace run`")
@@ -318,7 +321,7 @@ def named_config_path(name: str) -> Path:
     path = Path(name)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return path
-    for root in (REPO_ROOT / "configs", PACKAGE_ROOT / "configs"):
+    for root in (REPO_ROOT / "configs", INSTALLED_DATA / "configs"):
         candidate = root / f"{name}.yaml"
         if candidate.is_file():
             return candidate
