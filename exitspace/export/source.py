@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exitspace.models import EENN, EENNSpec
-from exitspace.train.quant import PrecisionPair
+from exitspace.precision import PrecisionPair
 from exitspace.train.weights import load_pair_weights, weights_path
 
 SUMMARY = "summary.json"

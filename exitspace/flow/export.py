@@ -13,7 +13,7 @@ from typing import Any
 from exitspace.errors import CheckpointError, ConfigError
 from exitspace.export.source import Design, TrainedNetwork, network_in
 from exitspace.flow.finetune import check_entry, design_head_keys, load_results, pick_design
-from exitspace.train.quant import PrecisionPair
+from exitspace.precision import PrecisionPair, pair_key
 
 
 def results_file(run_or_results: Path) -> Path:
@@ -66,7 +66,7 @@ def find_network(results: dict[str, Any], results_path: Path, pair: PrecisionPai
                  weights: Path | None = None) -> TrainedNetwork:
     """The trained supernet of ``pair`` whose exit table the search scored (same model hash); one-line error
     naming where it looked otherwise."""
-    key = f"{pair[0]}/{pair[1]}"
+    key = pair_key(pair)
     wanted = (results.get("exit_table_hashes") or {}).get(key)
     looked = _candidate_dirs(results, results_path, weights)
     mismatched = []

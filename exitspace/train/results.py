@@ -11,7 +11,7 @@ from exitspace.errors import CheckpointError
 from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.pipeline import base_phase, load_trained_model
-from exitspace.train.quant import parse_pair
+from exitspace.precision import parse_pair
 from exitspace.train.run_dir import SAVED_CONFIG, saved_config
 from exitspace.train.trainer import DONE, FINAL
 from exitspace.train.weights import save_pair_weights, weights_path

@@ -25,7 +25,8 @@ import torch
 from exitspace.errors import CheckpointError
 from exitspace.models import EENN, EENNSpec, build_eenn
 from exitspace.train.checkpoint import save_checkpoint, state_dict_hash
-from exitspace.train.quant import FLOAT_BITS, PrecisionPair, pair_name, quantize_model, set_observers
+from exitspace.precision import FLOAT_BITS, PrecisionPair, pair_slug
+from exitspace.train.quant import quantize_model, set_observers
 
 WEIGHTS_FORMAT = "exitspace.weights"
 WEIGHTS_VERSION = 1
@@ -34,7 +35,7 @@ WEIGHTS_DIR = "weights"
 
 def weights_path(directory: Path, pair: PrecisionPair) -> Path:
     """Where the weights of ``pair`` live in a results folder."""
-    return Path(directory) / WEIGHTS_DIR / f"weights_{pair_name(pair)}.pt"
+    return Path(directory) / WEIGHTS_DIR / f"weights_{pair_slug(pair)}.pt"
 
 
 def save_pair_weights(path: Path, model: EENN, pair: PrecisionPair, data_info: dict[str, Any],
