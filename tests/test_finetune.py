@@ -15,6 +15,7 @@ from exitspace.cli.main import app, register_commands
 from exitspace.errors import ConfigError
 from exitspace.models import build_eenn
 from exitspace.flow.finetune import design_head_keys, pick_design, verify_design
+from exitspace.search.results import DesignRecord, load_results
 from exitspace.train.checkpoint import load_checkpoint
 from exitspace.train.config import parse_train_config
 from exitspace.train.exit_table import ExitTable
@@ -74,7 +75,7 @@ def test_fine_tuned_design_is_scored_before_and_after_on_its_own_schedule(search
         assert before["accuracy"] == pytest.approx(entry[split]["accuracy"], abs=1e-9)
         assert before["elp"] == pytest.approx(entry[split]["elp"], rel=1e-9)
         assert before["exit_ratios"] == pytest.approx(entry["exit_ratios"][split], abs=1e-9)
-    keys = list(design_head_keys(entry["design"]))
+    keys = list(design_head_keys(DesignRecord.model_validate(entry["design"])))
     table = ExitTable.load(Path(report["exit_table"]))
     assert table.head_keys == keys and table.precision_pair == (8, 8)
     assert table.meta["finetune"]["source_hash"] == report["source_hash"] != report["finetuned_hash"]
@@ -123,9 +124,9 @@ def test_bad_requests_are_one_line(searched: tuple[Path, Path], tmp_path: Path) 
     run_dir, results_path = searched
     results = json.loads(results_path.read_text())
     with pytest.raises(ConfigError, match=r"--design: index 999 is out of range"):
-        pick_design(results, "999")
+        pick_design(load_results(results_path), "999")
     with pytest.raises(ConfigError, match=r"--design: no Pareto design named 'nope'"):
-        pick_design(results, "nope")
+        pick_design(load_results(results_path), "nope")
     with pytest.raises(ConfigError, match=r"no trained supernet here"):
         verify_design(results_path, tmp_path, reporter=_quiet())
     other = tmp_path / "other.json"
@@ -140,7 +141,7 @@ def test_bad_requests_are_one_line(searched: tuple[Path, Path], tmp_path: Path) 
     with pytest.raises(ConfigError, match=r"heads \['Z:pool4_fc1'\] are not in"):
         finetune_design(run_dir, FinetuneRequest(("Z:pool4_fc1", "D:pool4_fc2"), (8, 8), 1, 0.01, 0.0), tmp_path / "z", _quiet())
     edited = tmp_path / "edited.json"
-    edited.write_text(json.dumps({**results, "pareto": [{**results["pareto"][0], "stages": None}]}))
+    edited.write_text(json.dumps({**results, "pareto": [{**results["pareto"][0], "stages": []}]}))
     with pytest.raises(ConfigError, match=r"results.json: a Pareto entry lacks stages"):
         verify_design(edited, run_dir, "0", reporter=_quiet())
     register_commands()

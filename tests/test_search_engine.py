@@ -58,13 +58,13 @@ def test_unknown_exit_and_missing_pair_are_clear() -> None:
 def test_front_is_feasible_and_nondominated(tmp_path: Path) -> None:
     config = _config(constraints={"max_accuracy_drop": 0.01, "max_exit_overhead": 0.09})
     results = run_codesign(config, _inputs(ToyEvaluator(), config), tmp_path)
-    static = {k: v["val"]["accuracy"] for k, v in results["static"].items()}
-    assert results["pareto"]
-    for entry in results["pareto"]:
-        pair = "/".join(str(b) for b in entry["design"]["precision"])
-        assert entry["val"]["accuracy"] >= static[pair] - 0.01 - 1e-12
-        assert entry["val"]["exit_overhead"] <= 0.09 + 1e-12
-    values = np.array([[-e["val"]["accuracy"], e["val"]["elp"], e["val"]["exit_overhead"]] for e in results["pareto"]])
+    static = {k: v.val["accuracy"] for k, v in results.static.items()}
+    assert results.pareto
+    for entry in results.pareto:
+        pair = "/".join(str(b) for b in entry.design.precision)
+        assert entry.val["accuracy"] >= static[pair] - 0.01 - 1e-12
+        assert entry.val["exit_overhead"] <= 0.09 + 1e-12
+    values = np.array([[-e.val["accuracy"], e.val["elp"], e.val["exit_overhead"]] for e in results.pareto])
     for i in range(len(values)):
         dominated = np.all(values <= values[i], axis=1) & np.any(values < values[i], axis=1)
         assert not dominated.any()
@@ -91,10 +91,10 @@ def test_same_seed_same_front(tmp_path: Path) -> None:
     config = _config()
     first = run_codesign(config, _inputs(ToyEvaluator(), config), tmp_path / "a")
     second = run_codesign(config, _inputs(ToyEvaluator(), config), tmp_path / "b")
-    assert [e["name"] for e in first["pareto"]] == [e["name"] for e in second["pareto"]]
-    assert [e["objective_values"] for e in first["pareto"]] == [e["objective_values"] for e in second["pareto"]]
+    assert [e.name for e in first.pareto] == [e.name for e in second.pareto]
+    assert [e.objective_values for e in first.pareto] == [e.objective_values for e in second.pareto]
     other = run_codesign(_config(seed=7), _inputs(ToyEvaluator(), config), tmp_path / "c")
-    assert [t[:3] for t in other["trials"]] != [t[:3] for t in first["trials"]]
+    assert [t[:3] for t in other.trials] != [t[:3] for t in first.trials]
 
 
 class _Interrupting(ToyEvaluator):
@@ -152,8 +152,8 @@ def test_hypervolume_known_values() -> None:
 
 def test_hypervolume_curve_never_decreases(tmp_path: Path) -> None:
     config = _config()
-    curve = run_codesign(config, _inputs(ToyEvaluator(), config), tmp_path)["hypervolume"]["curve"]
-    values = [c["hypervolume"] for c in curve]
+    curve = run_codesign(config, _inputs(ToyEvaluator(), config), tmp_path).hypervolume.curve
+    values = [c.hypervolume for c in curve]
     assert len(values) == 6 and values[-1] > 0
     assert all(b >= a - 1e-12 for a, b in zip(values, values[1:]))
 
@@ -183,10 +183,10 @@ def test_paper_designs_scored_when_backbone_is_the_papers(tmp_path: Path) -> Non
     config = parse_config({"name": "p", "search": {"trials": 40, "population": 10, "baselines": {"mac_proxy": False}}})
     inputs = CodesignInputs(DesignSpace.build(config.search.space, evaluator.available()), evaluator, "mobilenetv2_cifar")
     results = run_codesign(config, inputs, tmp_path)
-    paper = results["paper_designs"]
-    assert [tuple(e["design"]["exits"]) for e in paper] == [exits for exits, _ in PAPER_DESIGNS]
-    assert [e["design"]["thresholds"][0] for e in paper] == [t for _, t in PAPER_DESIGNS]
-    assert all(e["design"]["final"] == "K" and e["design"]["policy"] == "wait" for e in paper)
+    paper = results.paper_designs
+    assert [tuple(e.design.exits) for e in paper] == [exits for exits, _ in PAPER_DESIGNS]
+    assert [e.design.thresholds[0] for e in paper] == [t for _, t in PAPER_DESIGNS]
+    assert all(e.design.final == "K" and e.design.policy == "wait" for e in paper)
     toy = run_codesign(config.model_copy(update={"name": "q"}),
                        CodesignInputs(inputs.space, evaluator, "resnet20"), tmp_path)
-    assert toy["paper_designs"] == []
+    assert toy.paper_designs == []

@@ -79,9 +79,9 @@ def summary(result: FlowResult) -> dict[str, Any]:
     return {
         "run_dir": str(result.run_dir),
         "report": {k: str(v) for k, v in result.paths.items()},
-        "headline": r["headline"],
-        "study": r["study"],
-        "pareto_designs": len(r["pareto"]),
+        "headline": r.headline.model_dump(mode="json", exclude_unset=True),
+        "study": r.study.model_dump(mode="json"),
+        "pareto_designs": len(r.pareto),
         "seconds": result.seconds,
     }
 
@@ -89,17 +89,17 @@ def summary(result: FlowResult) -> dict[str, Any]:
 def print_summary(result: FlowResult) -> None:
     """A few lines for people."""
     r = result.results
-    head = r["headline"]
-    console.print(f"[bold]{r['name']}[/]: {r['study']['trials']} trials, {len(r['pareto'])} Pareto designs "
+    head = r.headline
+    console.print(f"[bold]{r.name}[/]: {r.study.trials} trials, {len(r.pareto)} Pareto designs "
                   f"({result.seconds:.0f} s)", highlight=False)
-    if "elp_reduction" in head:
+    if head.elp_reduction is not None:
         console.print(
-            f"ELP -{100 * head['elp_reduction']:.1f}% vs {head['reference']} at "
-            f"{head['test_accuracy_loss_points']:.2f} points accuracy loss (test): {head['design']}",
+            f"ELP -{100 * head.elp_reduction:.1f}% vs {head.reference} at "
+            f"{head.test_accuracy_loss_points or 0.0:.2f} points accuracy loss (test): {head.design}",
             highlight=False,
         )
     else:
-        console.print(f"no Pareto design within {head['max_loss_points']:.0f} point of {head['reference']}",
+        console.print(f"no Pareto design within {head.max_loss_points:.0f} point of {head.reference}",
                       highlight=False)
     if result.paths:
         console.print(f"report: {result.paths.get('html', result.paths.get('markdown'))}", highlight=False)

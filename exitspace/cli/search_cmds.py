@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -17,7 +17,7 @@ from exitspace.errors import DataError
 from exitspace.report.compare import compare_fronts
 from exitspace.flow.run import run_flow
 from exitspace.report.render import write_report
-from exitspace.search.codesign import RESULTS_FORMAT
+from exitspace.search.results import load_results, results_path
 
 
 @app.command()
@@ -44,24 +44,6 @@ def search(
         print_summary(result)
 
 
-def _results_path(source: Path) -> Path:
-    """A run directory's report/results.json, or ``source`` itself when it is a file."""
-    return source / "report" / "results.json" if source.is_dir() else source
-
-
-def _read_results(path: Path) -> dict[str, Any]:
-    """A results.json (see ``_results_path``), checked."""
-    if not path.is_file():
-        raise DataError(f"{path}: not found; give a run directory of `exitspace run` or its results.json")
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); re-run `exitspace run`") from None
-    if results.get("format") != RESULTS_FORMAT:
-        raise DataError(f"{path}: not an exitspace results file (format {results.get('format')!r})")
-    return results
-
-
 @app.command()
 @user_errors
 def report(
@@ -71,8 +53,7 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="print the written paths as JSON"),
 ) -> None:
     """Render the Markdown/HTML report and figures from a results.json."""
-    path = _results_path(source)
-    paths = write_report(_read_results(path), out or path.parent, designs=designs)
+    paths = write_report(load_results(source), out or results_path(source).parent, designs=designs)
     if as_json:
         console.print_json(json.dumps({k: str(v) for k, v in paths.items()}))
     else:
@@ -92,7 +73,7 @@ def compare(
         levels = [float(a) for a in accuracies.split(",")]
     except ValueError:
         raise DataError(f"--accuracies: {accuracies!r} is not a comma-separated list of numbers, e.g. 0.85,0.88") from None
-    runs = [(str(source), _read_results(_results_path(source))) for source in sources]
+    runs = [(str(source), load_results(source)) for source in sources]
     table = compare_fronts(runs, levels, precision)
     if as_json:
         console.print_json(json.dumps(table))

@@ -12,8 +12,9 @@ from typing import Any
 
 from exitspace.errors import CheckpointError, ConfigError
 from exitspace.export.source import Design, TrainedNetwork, network_in
-from exitspace.flow.finetune import check_entry, design_head_keys, load_results, pick_design
+from exitspace.flow.finetune import check_entry, design_head_keys, pick_design
 from exitspace.precision import PrecisionPair, pair_key
+from exitspace.search.results import ResultsDocument, load_results
 
 
 def results_file(run_or_results: Path) -> Path:
@@ -26,23 +27,23 @@ def results_file(run_or_results: Path) -> Path:
     return path
 
 
-def choose_design(run_or_results: Path, selector: str | None) -> tuple[Design, dict[str, Any], Path]:
+def choose_design(run_or_results: Path, selector: str | None) -> tuple[Design, ResultsDocument, Path]:
     """The design named by ``selector`` (index into the Pareto front, a design name, None: the headline), the
     whole results document, and its path."""
     path = results_file(run_or_results)
     results = load_results(path)
     entry = check_entry(pick_design(results, selector))
-    design = entry["design"]
-    thresholds = tuple(float("inf") if t is None else float(t) for t in design["thresholds"])
+    design = entry.design
+    thresholds = tuple(float(t) for t in design.thresholds)
     keys = design_head_keys(design)
-    report = {"test": entry["test"], "val": entry["val"], "exit_ratios": entry.get("exit_ratios", {}),
-              "exit_accuracy": entry.get("exit_accuracy", {})}
-    chosen = Design(entry["name"], keys, thresholds[: len(keys) - 1], design.get("confidence", "max_softmax"),
-                    (int(design["precision"][0]), int(design["precision"][1])), report)
+    report = {"test": entry.test, "val": entry.val, "exit_ratios": entry.exit_ratios,
+              "exit_accuracy": entry.exit_accuracy}
+    chosen = Design(entry.name, keys, thresholds[: len(keys) - 1], design.confidence,
+                    (int(design.precision[0]), int(design.precision[1])), report)
     return chosen, results, path
 
 
-def _candidate_dirs(results: dict[str, Any], results_path: Path, weights: Path | None) -> list[Path]:
+def _candidate_dirs(results: ResultsDocument, results_path: Path, weights: Path | None) -> list[Path]:
     """Where the weights may be: the given folder, the results folder, the run's training directory and the
     run config's ``exit_tables.dir``."""
     from exitspace.config import REPO_ROOT
@@ -52,7 +53,7 @@ def _candidate_dirs(results: dict[str, Any], results_path: Path, weights: Path |
     report_dir = results_path.parent
     run_dir = report_dir.parent if report_dir.name == "report" else report_dir
     found = [run_dir, report_dir, run_dir / "train"]
-    config = results.get("config") or {}
+    config = results.config
     table_dir = (config.get("exit_tables") or {}).get("dir")
     if table_dir:
         relative = Path(table_dir).expanduser()
@@ -62,12 +63,12 @@ def _candidate_dirs(results: dict[str, Any], results_path: Path, weights: Path |
     return [path for path in found if path.is_dir()]
 
 
-def find_network(results: dict[str, Any], results_path: Path, pair: PrecisionPair,
+def find_network(results: ResultsDocument, results_path: Path, pair: PrecisionPair,
                  weights: Path | None = None) -> TrainedNetwork:
     """The trained supernet of ``pair`` whose exit table the search scored (same model hash); one-line error
     naming where it looked otherwise."""
     key = pair_key(pair)
-    wanted = (results.get("exit_table_hashes") or {}).get(key)
+    wanted = results.exit_table_hashes.get(key)
     looked = _candidate_dirs(results, results_path, weights)
     mismatched = []
     for directory in looked:

@@ -22,6 +22,7 @@ from exitspace.dynamic.exits import ExitScorer
 from exitspace.dynamic.metrics import expected_costs
 from exitspace.errors import ConfigError
 from exitspace.precision import pair_key, parse_pair
+from exitspace.search.results import DesignRecord, ParetoRecord, ResultsDocument, ScoredRecord, load_results
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.finetune import FinetuneRequest, finetune_design
 from exitspace.train.pipeline import exit_table_path
@@ -32,28 +33,14 @@ RESULT = "finetune.json"
 SPLITS = ("val", "test")
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    """A results.json written by `exitspace run` / `exitspace search`; one-line ConfigError otherwise."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "report" / "results.json" if (path / "report" / "results.json").is_file() else path / "results.json"
-    if not path.is_file():
-        raise ConfigError(f"{path}: not found; give the results.json of `exitspace run` (in <run dir>/report/)")
-    try:
-        results = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc}); give the results.json of `exitspace run`") from None
-    if not isinstance(results, dict) or not results.get("pareto"):
-        raise ConfigError(f"{path}: no Pareto designs in it; give the results.json of a finished `exitspace run`")
-    return results
-
-
-def pick_design(results: dict[str, Any], selector: str | None) -> dict[str, Any]:
+def pick_design(results: ResultsDocument, selector: str | None) -> ParetoRecord:
     """The Pareto entry named by ``selector``: its index in ``pareto``, its name, or None for the headline design."""
-    front = results["pareto"]
+    front = results.pareto
+    if not front:
+        raise ConfigError("results.json: no Pareto designs in it; give the results.json of a finished `exitspace run`")
     if selector is None:
-        name = (results.get("headline") or {}).get("design")
-        chosen = next((entry for entry in front if entry["name"] == name), None)
+        name = results.headline.design
+        chosen = next((entry for entry in front if entry.name == name), None)
         if chosen is None:
             raise ConfigError("--design: the results have no headline design; give an index 0.."
                               f"{len(front) - 1} into the Pareto front or a design name")
@@ -63,19 +50,17 @@ def pick_design(results: dict[str, Any], selector: str | None) -> dict[str, Any]
         if index >= len(front):
             raise ConfigError(f"--design: index {index} is out of range; the front has {len(front)} designs (0..{len(front) - 1})")
         return front[index]
-    chosen = next((entry for entry in front if entry["name"] == selector), None)
+    chosen = next((entry for entry in front if entry.name == selector), None)
     if chosen is None:
         raise ConfigError(f"--design: no Pareto design named {selector!r}; use an index 0..{len(front) - 1} or a name "
                           "from results.json's pareto[].name")
     return chosen
 
 
-def check_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    """``entry`` if it has what a fine-tune needs (design, per-stage costs, searched metrics); else a one-line error."""
-    design = entry.get("design") or {}
-    missing = [f"design.{key}" for key in ("exits", "final", "heads", "precision", "thresholds") if key not in design]
-    missing += [f"{split}.{key}" for split in SPLITS for key in ("accuracy", "elp") if key not in (entry.get(split) or {})]
-    stages = entry.get("stages") or []
+def check_entry(entry: ParetoRecord) -> ParetoRecord:
+    """``entry`` if it has what a fine-tune needs (searched metrics, per-stage costs); else a one-line error."""
+    missing = [f"{split}.{key}" for split in SPLITS for key in ("accuracy", "elp") if key not in entry.split(split)]
+    stages = entry.stages
     if not stages or any("cum_energy_pj" not in stage or "cum_latency_cycles" not in stage for stage in stages):
         missing.append("stages (cum_energy_pj, cum_latency_cycles per exit)")
     if missing:
@@ -83,14 +68,14 @@ def check_entry(entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def design_head_keys(design: dict[str, Any]) -> tuple[str, ...]:
+def design_head_keys(design: DesignRecord) -> tuple[str, ...]:
     """Head keys of a design's exits in network order, the final exit last (e.g. "E:pool4_fc2")."""
-    labels = [*design["exits"], design["final"]]
-    return tuple(f"{label}:{design['heads'][label]}" for label in labels)
+    labels = [*design.exits, design.final]
+    return tuple(f"{label}:{design.heads[label]}" for label in labels)
 
 
-def _check_same_supernet(results: dict[str, Any], run_dir: Path, key: str) -> None:
-    recorded = (results.get("exit_table_hashes") or {}).get(key)
+def _check_same_supernet(results: ResultsDocument, run_dir: Path, key: str) -> None:
+    recorded = results.exit_table_hashes.get(key)
     if recorded is None:
         return  # results.json from before the hashes were recorded: nothing to compare
     path = exit_table_path(run_dir, parse_pair(key))
@@ -100,23 +85,22 @@ def _check_same_supernet(results: dict[str, Any], run_dir: Path, key: str) -> No
                           "(model hash differs); give the training run whose tables the search used")
 
 
-def _scorer(table: ExitTable, entry: dict[str, Any], split: str) -> ExitScorer:
-    design = entry["design"]
-    return ExitScorer.from_exit_table(table, split, design_head_keys(design), design.get("confidence", "max_softmax"))
+def _scorer(table: ExitTable, entry: ScoredRecord, split: str) -> ExitScorer:
+    return ExitScorer.from_exit_table(table, split, design_head_keys(entry.design), entry.design.confidence)
 
 
-def _stage_costs(entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _stage_costs(entry: ScoredRecord) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative energy (pJ) and latency (cycles) of a sample leaving at each of the design's exits."""
-    return (np.asarray([stage["cum_energy_pj"] for stage in entry["stages"]]),
-            np.asarray([stage["cum_latency_cycles"] for stage in entry["stages"]]))
+    return (np.asarray([stage["cum_energy_pj"] for stage in entry.stages]),
+            np.asarray([stage["cum_latency_cycles"] for stage in entry.stages]))
 
 
-def score_design(table: ExitTable, entry: dict[str, Any], split: str, elp_definition: str,
+def score_design(table: ExitTable, entry: ScoredRecord, split: str, elp_definition: str,
                  thresholds: list[float] | None = None) -> dict[str, Any]:
     """Accuracy, exit ratios and ELP of a Pareto entry's design on ``table`` at the design's thresholds
     (or at ``thresholds``), on the design's own schedule."""
-    chosen = entry["design"]["thresholds"] if thresholds is None else thresholds
-    values = [np.inf if value is None else float(value) for value in chosen][: len(entry["stages"]) - 1]
+    chosen = entry.design.thresholds if thresholds is None else thresholds
+    values = [np.inf if value is None else float(value) for value in chosen][: len(entry.stages) - 1]
     outcome = _scorer(table, entry, split).outcome(values)
     e_avg, l_avg, avg_product = expected_costs(np.asarray(outcome.ratios), *_stage_costs(entry))
     elp = avg_product if elp_definition == "paper" else e_avg * l_avg
@@ -125,21 +109,20 @@ def score_design(table: ExitTable, entry: dict[str, Any], split: str, elp_defini
             "thresholds": [None if not np.isfinite(v) else v for v in values]}
 
 
-def refit_thresholds(table: ExitTable, entry: dict[str, Any]) -> list[float]:
+def refit_thresholds(table: ExitTable, entry: ScoredRecord) -> list[float]:
     """Thresholds refitted on ``table``'s validation split: the lowest expected E_cum*L_cum whose validation
     accuracy is at least the searched design's (or the final exit's alone, if lower), starting from the
     searched thresholds."""
     val = _scorer(table, entry, "val")
     energy, latency = _stage_costs(entry)
-    drop_points = max(0.0, 100.0 * (val.final_accuracy - float(entry["val"]["accuracy"])))
-    searched = [np.inf if value is None else float(value) for value in entry["design"]["thresholds"]]
+    drop_points = max(0.0, 100.0 * (val.final_accuracy - float(entry.val["accuracy"])))
+    searched = [float(value) for value in entry.design.thresholds]
     return calibrate(val, energy * latency, target_drop=drop_points, start=searched).thresholds
 
 
-def _static_reference(results: dict[str, Any]) -> dict[str, Any] | None:
-    key = results.get("static_reference")
-    entry = (results.get("static") or {}).get(key) if key else None
-    return None if entry is None else {"name": entry["name"], **{split: entry[split] for split in SPLITS}}
+def _static_reference(results: ResultsDocument) -> dict[str, Any] | None:
+    entry = results.static.get(results.static_reference)
+    return None if entry is None else {"name": entry.name, **{split: entry.split(split) for split in SPLITS}}
 
 
 def verify_design(
@@ -156,8 +139,8 @@ def verify_design(
     """Fine-tune one searched design from its supernet and score it before and after (writes finetune.json)."""
     results = load_results(results_path)
     entry = check_entry(pick_design(results, selector))
-    design = entry["design"]
-    pair = (int(design["precision"][0]), int(design["precision"][1]))
+    design = entry.design
+    pair = (int(design.precision[0]), int(design.precision[1]))
     key = pair_key(pair)
     run_dir = Path(run_dir)
     config = saved_config(run_dir)
@@ -171,13 +154,13 @@ def verify_design(
         head_grad_scale=config.loss.head_grad_scale if head_grad_scale is None else head_grad_scale)
     if request.epochs < 1 or request.lr <= 0 or not 0 <= request.head_grad_scale <= 1:
         raise ConfigError("--epochs/--lr/--head-grad-scale: need epochs >= 1, lr > 0 and a scale in [0, 1]")
-    slug = entry["name"].replace(" ", "_").replace("/", "-").replace(":", "").replace(",", "+").replace("@", "_at_")
+    slug = entry.name.replace(" ", "_").replace("/", "-").replace(":", "").replace(",", "+").replace("@", "_at_")
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "finetune" / slug
     outcome = finetune_design(run_dir, request, out_dir, reporter, threads=threads)
-    elp_definition = results.get("elp_definition", "paper")
+    elp_definition = results.elp_definition
     static = _static_reference(results)
     splits: dict[str, Any] = {}
-    refitted = refit_thresholds(outcome.table, entry) if design["exits"] else None
+    refitted = refit_thresholds(outcome.table, entry) if design.exits else None
     for split in SPLITS:
         row = {"supernet": score_design(outcome.supernet_table, entry, split, elp_definition),
                "finetuned": score_design(outcome.table, entry, split, elp_definition)}
@@ -188,11 +171,11 @@ def verify_design(
                 scored["elp_reduction"] = 1.0 - scored["elp"] / static[split]["elp"]
                 scored["accuracy_loss_points"] = 100.0 * (static[split]["accuracy"] - scored["accuracy"])
         splits[split] = row
-    report = {"design": entry["name"], "precision_pair": key, "head_keys": list(request.head_keys),
-              "thresholds": design["thresholds"], "train_run": str(run_dir), "results": str(results_path),
+    report = {"design": entry.name, "precision_pair": key, "head_keys": list(request.head_keys),
+              "thresholds": design.thresholds, "train_run": str(run_dir), "results": str(results_path),
               "epochs": request.epochs, "lr": request.lr, "head_grad_scale": request.head_grad_scale,
               "elp_definition": elp_definition, "static_reference": static, "splits": splits,
-              "searched": {split: entry[split] for split in SPLITS}, "history": outcome.history,
+              "searched": {split: entry.split(split) for split in SPLITS}, "history": outcome.history,
               "exit_table": str(outcome.table_path), "source_hash": outcome.source_hash,
               "finetuned_hash": outcome.table.meta["model_hash"], "out_dir": str(out_dir)}
     (out_dir / RESULT).write_text(json.dumps(report, indent=1))

@@ -25,7 +25,6 @@ from exitspace.config import RunConfig
 from exitspace.cost.base import CostBackend
 from exitspace.cost.cache import PersistentBackend
 from exitspace.cost.sweep import alignment_sweep
-from exitspace.flow.oracle import attach_oracle_bounds
 from exitspace.flow.phases import Phases
 from exitspace.flow.tables import obtain_tables, obtain_workload
 from exitspace.hardware.model import CoreKind, System
@@ -34,6 +33,7 @@ from exitspace.mapping.optimise import STRATEGIES
 from exitspace.precision import pair_key
 from exitspace.search.codesign import CodesignInputs, run_codesign
 from exitspace.search.evaluator import CodesignEvaluator
+from exitspace.search.results import AlignmentSweepRecord, ResultsDocument
 from exitspace.search.space import DesignSpace
 from exitspace.workload.layer import Workload
 
@@ -43,7 +43,7 @@ class FlowResult:
     """What ``exitspace run`` produced."""
 
     run_dir: Path
-    results: dict[str, Any]
+    results: ResultsDocument
     paths: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -108,17 +108,17 @@ def run_flow(
 
     phases.start("search", trials or config.search.trials)
     results = run_codesign(config, inputs, run_dir, trials=trials, progress=progress)
-    phases.done("search", f"{results['study']['trials']} trials, {len(results['pareto'])} Pareto designs")
+    phases.done("search", f"{results.study.trials} trials, {len(results.pareto)} Pareto designs")
     phases.start("alignment sweep")
-    results["alignment_sweep"] = system_alignment_sweep(workload, system, backend, config.report.sweep_layers)
+    results.alignment_sweep = AlignmentSweepRecord.model_validate(
+        system_alignment_sweep(workload, system, backend, config.report.sweep_layers))
     phases.done("alignment sweep")
-    results["exit_tables"] = origin
-    attach_oracle_bounds(results, cast(CodesignEvaluator, inputs.evaluator).tables)
-    results["exit_table_hashes"] = {pair_key(pair): table.meta.get("model_hash")
-                                    # cast: prepare() builds a CodesignEvaluator
-                                    for pair, table in sorted(cast(CodesignEvaluator, inputs.evaluator).tables.items())}
-    results["hardware"] = system.name
-    results["cost_backend"] = f"{backend.name} {backend.version}"
+    results.exit_tables = origin
+    results.exit_table_hashes = {pair_key(pair): table.meta.get("model_hash")
+                                 # cast: prepare() builds a CodesignEvaluator
+                                 for pair, table in sorted(cast(CodesignEvaluator, inputs.evaluator).tables.items())}
+    results.hardware = system.name
+    results.cost_backend = f"{backend.name} {backend.version}"
     if write:
         phases.start("report")
         paths = write_report(results, run_dir / "report", designs=config.report.designs, html_page=config.report.html)
@@ -126,7 +126,7 @@ def run_flow(
     else:
         out = run_dir / "report"
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(results, indent=1))
+        (out / "results.json").write_text(json.dumps(results.to_json(), indent=1))
         paths = {"results": out / "results.json"}
     return FlowResult(run_dir, results, paths, time.perf_counter() - start)
 

@@ -13,37 +13,38 @@ from typing import Any
 
 from exitspace.errors import DataError
 from exitspace.precision import pair_label
+from exitspace.search.results import ResultsDocument, ScoredRecord
 
 
-def static_reference(results: dict[str, Any], label: str) -> dict[str, Any]:
+def static_reference(results: ResultsDocument, label: str) -> ScoredRecord:
     """The run's static reference network (``static_reference``, e.g. 8/8) as results.json stores it."""
-    static = (results.get("static") or {}).get(results.get("static_reference"))
+    static = results.static.get(results.static_reference)
     if static is None:
         raise DataError(f"{label}: no static reference network in results.json; re-run `exitspace run` with baselines.static on")
     return static
 
 
-def _static_network(results: dict[str, Any], name: str | None) -> dict[str, Any] | None:
+def _static_network(results: ResultsDocument, name: str) -> ScoredRecord | None:
     """The static network called ``name`` among the run's static variants (any precision pair)."""
-    for entries in (results.get("static_variants") or {}).values():
+    for entries in results.static_variants.values():
         for entry in entries:
-            if entry.get("name") == name:
+            if entry.name == name:
                 return entry
     return None
 
 
-def lowest_elp_at(results: dict[str, Any], accuracy: float, reference: float, precision: str | None = None) -> float:
+def lowest_elp_at(results: ResultsDocument, accuracy: float, reference: float, precision: str | None = None) -> float:
     """Lowest test ELP / ``reference`` of the Pareto designs with test accuracy >= ``accuracy`` (nan if none)."""
     ratios = [
-        entry["test"]["elp"] / reference
-        for entry in results.get("pareto", [])
-        if entry["test"]["accuracy"] >= accuracy and (precision is None or pair_label(entry["design"]["precision"]) == precision)
+        entry.test["elp"] / reference
+        for entry in results.pareto
+        if entry.test["accuracy"] >= accuracy and (precision is None or pair_label(entry.design.precision) == precision)
     ]
     return min(ratios, default=math.nan)
 
 
 def compare_fronts(
-    runs: Sequence[tuple[str, dict[str, Any]]], accuracies: Sequence[float], precision: str | None = None
+    runs: Sequence[tuple[str, ResultsDocument]], accuracies: Sequence[float], precision: str | None = None
 ) -> dict[str, Any]:
     """One row per run: its static accuracy and the lowest ELP ratio at each accuracy level.
 
@@ -55,20 +56,20 @@ def compare_fronts(
         raise DataError("compare: give at least one results.json")
     statics = {label: static_reference(results, label) for label, results in runs}
     first_label, unit = next(iter(statics.items()))
-    reference = float(unit["test"]["elp"])
+    reference = float(unit.test["elp"])
     for label, results in runs:
-        same = _static_network(results, unit.get("name")) or statics[label]
-        if not math.isclose(same["test"]["elp"], reference, rel_tol=1e-9):
+        same = _static_network(results, unit.name) or statics[label]
+        if not math.isclose(same.test["elp"], reference, rel_tol=1e-9):
             raise DataError(
-                f"{label}: static network {same.get('name')} has ELP {same['test']['elp']:.4g} against "
-                f"{reference:.4g} for {unit.get('name')} in {first_label}; compare runs of the same workload, "
+                f"{label}: static network {same.name} has ELP {same.test['elp']:.4g} against "
+                f"{reference:.4g} for {unit.name} in {first_label}; compare runs of the same workload, "
                 "hardware and cost model"
             )
     rows = [
         {
             "run": label,
-            "static": results["static_reference"],
-            "static_accuracy": float(statics[label]["test"]["accuracy"]),
+            "static": results.static_reference,
+            "static_accuracy": float(statics[label].test["accuracy"]),
             "lowest_elp": [lowest_elp_at(results, a, reference, precision) for a in accuracies],
         }
         for label, results in runs

@@ -34,11 +34,10 @@ from exitspace.search.engine import (
 )
 from exitspace.search.hypervolume import hypervolume, hypervolume_curve, normalise, reference_point
 from exitspace.search.objectives import build_constraints, explain_infeasible, metric_key, violations
+from exitspace.search.results import RESULTS_FORMAT, RESULTS_VERSION, ResultsDocument
 from exitspace.search.scored import Evaluator, ScoredDesign
 from exitspace.search.space import Design, DesignSpace
 
-RESULTS_FORMAT = "exitspace.results"
-RESULTS_VERSION = 1
 
 PAPER_DESIGNS: list[tuple[tuple[str, ...], float]] = [
     (("A", "B", "F"), 0.80),
@@ -264,7 +263,7 @@ def run_codesign(
     *,
     trials: int | None = None,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> ResultsDocument:
     """Baselines, the search (resuming its study), the MAC-proxy search, and the results document.
 
     Raises :class:`InfeasibleError` with a one-line explanation when no design meets the constraints.
@@ -348,12 +347,12 @@ def _mac_proxy_baseline(s: SearchConfig, searched: _Searched, trials: int, test_
 
 
 def _results_document(config: RunConfig, inputs: CodesignInputs, searched: _Searched, hypervolume: dict[str, Any],
-                      paper: list[ScoredDesign], mac: dict[str, Any] | None) -> dict[str, Any]:
+                      paper: list[ScoredDesign], mac: dict[str, Any] | None) -> ResultsDocument:
     """The results document of a run (what the report renders)."""
     s = config.search
     baselines = searched.baselines
     outcome = searched.outcome
-    return {
+    return ResultsDocument.model_validate({
         "format": RESULTS_FORMAT,
         "version": RESULTS_VERSION,
         "name": config.name,
@@ -383,7 +382,7 @@ def _results_document(config: RunConfig, inputs: CodesignInputs, searched: _Sear
         ],
         "trials_columns": ["trial", "val_accuracy", "val_elp", "test_accuracy", "test_elp", "feasible"],
         "headline": _headline_info(searched.front, baselines),
-    }
+    })
 
 
 def _space_info(space: DesignSpace, refine_allocation: str | None) -> dict[str, Any]:
