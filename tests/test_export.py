@@ -192,6 +192,17 @@ def test_export_and_infer_commands(trained: dict[str, Path], tmp_path: Path) -> 
     manifest = json.loads(exported.stdout)
     results = json.loads((run_dir / "report" / "results.json").read_text())
     assert manifest["design"] == results["headline"]["design"]
+    table = ExitTable.load(exit_table_path(trained["train"], (8, 8)))
+    for entry in results["pareto"]:  # oracle bounds beside every design, consistent with its exit table
+        keys = [f"{label}:{entry['design']['heads'][label]}" for label in [*entry["design"]["exits"],
+                                                                             entry["design"]["final"]]]
+        final_right = table.logits["test"][:, table.head_index(keys[-1])].argmax(-1) == table.labels["test"]
+        bounds = entry["oracle"]["test"]
+        assert bounds["a"]["accuracy"] == pytest.approx(final_right.mean())
+        assert bounds["b"]["accuracy"] >= entry["test"]["accuracy"] - 1e-9
+        assert bounds["elp_vs_oracle_a"] == pytest.approx(entry["test"]["elp"] / bounds["a_at_design_accuracy"]["elp"])
+    assert results["headline"]["test_elp_vs_oracle_a"] > 0
+    assert "Oracle bounds of the chosen designs" in (run_dir / "report" / "report.md").read_text()
     inferred = runner.invoke(app, ["infer", str(tmp_path / "out" / "model.onnx"), "--data", "synthetic", "--split",
                                    "test", "--json"])
     assert inferred.exit_code == 0, inferred.output

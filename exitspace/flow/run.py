@@ -25,6 +25,7 @@ from exitspace.config import RunConfig
 from exitspace.cost.base import CostBackend
 from exitspace.cost.cache import PersistentBackend
 from exitspace.cost.sweep import alignment_sweep
+from exitspace.flow.oracle import attach_oracle_bounds
 from exitspace.flow.phases import Phases
 from exitspace.flow.tables import obtain_tables, obtain_workload
 from exitspace.hardware.model import CoreKind, System
@@ -114,6 +115,7 @@ def run_flow(
         system_alignment_sweep(workload, system, backend, config.report.sweep_layers))
     phases.done("alignment sweep")
     results.exit_tables = origin
+    attach_oracle_bounds(results, cast(CodesignEvaluator, inputs.evaluator).tables)
     results.exit_table_hashes = {pair_key(pair): table.meta.get("model_hash")
                                  # cast: prepare() builds a CodesignEvaluator
                                  for pair, table in sorted(cast(CodesignEvaluator, inputs.evaluator).tables.items())}

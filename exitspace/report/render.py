@@ -181,6 +181,7 @@ def build_blocks(results: ResultsDocument, figs: dict[str, Path], designs: int) 
         *_pareto_blocks(results, figs, ref, ref_elp),
         *_baseline_blocks(results, ref, ref_elp),
         *_exit_ratio_blocks(results, designs),
+        *_oracle_blocks(results, designs),
         *_cost_and_hypervolume_blocks(results, figs),
         *_run_blocks(results.study),
     ]
@@ -270,6 +271,36 @@ def _exit_ratio_blocks(results: ResultsDocument, designs: int) -> list[Block]:
         blocks.append(("h3", e.name))
         blocks.append(("table", (["exit", "head", "threshold", "exit ratio (test)", "accuracy at exit"], rows)))
     return blocks
+
+
+def _oracle_blocks(results: ResultsDocument, designs: int) -> list[Block]:
+    """Oracle bounds of the chosen designs (test): (a) each sample leaves at the first exit agreeing with the
+    final exit, (b) at the first exit that is right; each design's ELP as a multiple of (a) at its accuracy."""
+    chosen = [e for e in chosen_designs(results, designs) if "test" in (e.oracle or {})]
+    if not chosen:
+        return []
+    rows = []
+    for e in chosen:
+        bounds = (e.oracle or {})["test"]
+        a, b, relaxed = bounds["a"], bounds["b"], bounds["a_at_design_accuracy"]
+        multiple = bounds["elp_vs_oracle_a"]
+        rows.append([e.name, _pct(e.test["accuracy"], 2), _fmt(e.test["elp"]), _pct(a["accuracy"], 2),
+                     _fmt(a["elp"]), _pct(relaxed["accuracy"], 2), _fmt(relaxed["elp"]),
+                     "-" if multiple is None else f"{multiple:.2f}x", _pct(b["accuracy"], 2),
+                     " / ".join(_pct(r) for r in a["ratios"])])
+    return [
+        ("h2", "Oracle bounds of the chosen designs"),
+        ("p", "Oracle (a): each test image leaves at the first of the design's exits whose prediction equals the "
+              "final exit's (the final exit's accuracy at the least cost of those answers); oracle (a) at the "
+              "design's accuracy: (a) with its costliest right answers sent to the first exit until the accuracy "
+              "is the design's; oracle (b): each image leaves at the first exit that is right (the accuracy no exit "
+              "rule with these exits can pass). The multiple is the design's ELP over oracle (a) at its accuracy "
+              "(goal: within 1.3x; below 1 where the thresholds let images leave early that an early exit gets "
+              "right and the final exit wrong). Definitions: docs/metrics.md."),
+        ("table", (["design", "accuracy", "ELP", "oracle (a) accuracy", "oracle (a) ELP",
+                    "(a) at equal accuracy", "its ELP", "ELP / oracle (a)", "oracle (b) accuracy",
+                    "oracle (a) exit ratios"], rows)),
+    ]
 
 
 def _cost_and_hypervolume_blocks(results: ResultsDocument, figs: dict[str, Path]) -> list[Block]:

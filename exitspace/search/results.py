@@ -64,6 +64,8 @@ class ParetoRecord(ScoredRecord):
 
     searched_allocation: str
     objective_values: list[float]
+    oracle: dict[str, dict[str, Any]] | None = None
+    """Per split: oracle bounds of the design's exits (exitspace.flow.oracle; added by the driver)."""
 
 
 class StudyRecord(_Record):
@@ -164,6 +166,7 @@ class Headline(_Record):
     elp_product_reduction: float | None = None
     test_selected: TestSelected | None = None
     against_each_final_head: list[AgainstFinalHead] = Field(default_factory=list)
+    test_elp_vs_oracle_a: float | None = None
 
 
 class SweptLayer(_Record):
