@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exitspace.errors import ConfigError
+from exitspace.files import load_yaml
+from exitspace.pathnames import masked_url
 from exitspace.precision import PrecisionPair, check_pair
 
 
@@ -35,10 +36,12 @@ INSTALLED_DATA = Path(sys.prefix) / "share" / "exitspace"
 OBJECTIVES = ("accuracy", "elp", "exit_overhead", "e_avg", "l_avg", "p99_latency")
 """Objectives the search can optimise; ``accuracy`` is maximised, the rest minimised."""
 
+MAX_TRIALS = 1_000_000
+"""Most trials one search may ask for (about an hour's sampling; beyond it a typo, e.g. 10**25)."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _fraction(value: float | None, field: str) -> float | None:
@@ -182,7 +185,12 @@ class BaselinesConfig(_Strict):
     static: bool = True
     paper: Literal["auto", "on", "off"] = Field("auto", description="paper's designs (auto: when backbone is the paper's)")
     mac_proxy: bool = True
-    mac_proxy_trials: int | None = Field(None, ge=1, description="trials of the MAC-proxy search (default: search.trials)")
+    mac_proxy_trials: int | None = Field(None, ge=1, le=MAX_TRIALS, description="trials of the MAC-proxy search (default: search.trials)")
+
+
+def _default_hv_reference() -> dict[str, float]:
+    """The hypervolume reference point: no accuracy, 1.5x the static network's costs, all energy in heads."""
+    return {"accuracy": 0.0, "elp": 1.5, "exit_overhead": 1.0, "e_avg": 1.5, "l_avg": 1.5, "p99_latency": 1.5}
 
 
 class SearchConfig(_Strict):
@@ -194,20 +202,28 @@ class SearchConfig(_Strict):
         "paper", description="paper: E[E_cum*L_cum] over exits; product: E_avg * L_avg"
     )
     constraints: ConstraintsConfig = ConstraintsConfig()
-    trials: int = Field(2000, ge=1)
+    trials: int = Field(2000, ge=1, le=MAX_TRIALS)
     population: int = Field(50, ge=4)
     seed: int | None = Field(None, description="sampler seed (default: the run seed)")
     storage: str | None = Field(None, description="Optuna storage URL; default SQLite in the run directory")
     study_name: str | None = None
     hv_reference: dict[str, float] = Field(
-        default_factory=lambda: {"accuracy": 0.0, "elp": 1.5, "exit_overhead": 1.0, "e_avg": 1.5, "l_avg": 1.5,
-                                 "p99_latency": 1.5},
-        description="hypervolume reference point; cost objectives relative to the static 8/8 network",
+        default_factory=_default_hv_reference,
+        description="hypervolume reference point; cost objectives relative to the static 8/8 network (objectives "
+                    "not given keep their default)",
     )
     baselines: BaselinesConfig = BaselinesConfig()
     refine_allocation: str | None = Field(
         "ga", description="after the search, re-map each Pareto design with this strategy where it lowers ELP; null: off"
     )
+
+    @field_validator("hv_reference")
+    @classmethod
+    def _hv_reference(cls, reference: dict[str, float]) -> dict[str, float]:
+        for name in reference:
+            if name not in OBJECTIVES:
+                raise ValueError(f"unknown objective {name!r}; use any of {list(OBJECTIVES)}")
+        return {**_default_hv_reference(), **reference}
 
     @field_validator("objectives")
     @classmethod
@@ -256,6 +272,13 @@ class RunConfig(_Strict):
     def search_seed(self) -> int:
         """Seed of the sampler."""
         return self.seed if self.search.seed is None else self.search.seed
+
+    def public_dump(self) -> dict[str, Any]:
+        """The config as JSON-ready data to store or show: the storage URL without its password."""
+        data = self.model_dump(mode="json")
+        if data["search"]["storage"] is not None:
+            data["search"]["storage"] = masked_url(data["search"]["storage"])
+        return data
 
     def resolve_path(self, value: str | None) -> Path | None:
         """A path from the config: absolute as is; a relative one is looked up next to the config file, in
@@ -332,15 +355,7 @@ def named_config_path(name: str) -> Path:
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read and validate a run config (default: configs/default.yaml)."""
     path = default_config_path() if path is None else named_config_path(str(path))
-    if not path.is_file():
-        raise ConfigError(f"config {path}: not found; check the path")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"config {path}: malformed YAML{where}: {problem}; fix the indentation or quoting") from None
+    data = load_yaml(path, "config", "check the path; a run config is a YAML file (see configs/default.yaml)")
     data = {} if data is None else data
     if isinstance(data, dict):
         data.setdefault("name", path.stem)

@@ -126,7 +126,7 @@ def test_config_errors_are_one_line(tmp_path: Path) -> None:
         parse_train_config({"qat": {"pairs": ["8/3x"]}})
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: [1, 2\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="malformed YAML"):
         load_train_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_train_config(tmp_path / "missing.yaml")

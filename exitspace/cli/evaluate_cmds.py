@@ -42,7 +42,7 @@ def _pct(value: float | None) -> str:
 
 def _print(result: dict[str, Any]) -> None:
     """Print an evaluation result: the per-stage table, the summary table and the notes under them."""
-    out = console if console.width >= 150 else Console(width=150)  # never squash the table when piped
+    out = console if console.width >= 150 else Console(width=150, markup=False)  # never squash the table when piped
     out.print(_stage_table(result))
     out.print(_summary_table(result["metrics"]))
     for line in _notes(result):

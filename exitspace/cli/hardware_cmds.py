@@ -14,6 +14,7 @@ from rich.table import Table
 
 from exitspace.cli.app import app, console, user_errors
 from exitspace.errors import ConfigError
+from exitspace.files import atomic_write_text, safe_file_name
 from exitspace.hardware.loader import dump_native, load_system
 from exitspace.hardware.model import System
 from exitspace.hardware.presets import CORE_PRESETS, SYSTEM_PRESETS
@@ -161,20 +162,20 @@ def export_system(system: System, fmt: str, out: Path) -> list[Path]:
         target = dump_stream_system(system, out)
         return [target, *sorted((out / "cores").glob("*.yaml"))]
     if fmt == "exitspace":
-        target = out / f"{system.name}.yaml"
+        target = out / f"{safe_file_name(system.name) or 'system'}.yaml"
         dump_native(system, target)
         return [target]
     written: dict[str, Path] = {}
     for core in system.cores:
         text = dump_zigzag_core(core)
-        name = core.name
-        suffix = 1
+        stem = safe_file_name(core.name) or "core"  # a core named "../../x" stays inside --out
+        name, suffix = stem, 1
         while name in written and written[name].read_text(encoding="utf-8") != text:
             suffix += 1
-            name = f"{core.name}_{suffix}"
+            name = f"{stem}_{suffix}"
         if name not in written:
             written[name] = out / f"{name}.yaml"
-            written[name].write_text(text, encoding="utf-8")
+            atomic_write_text(written[name], text)
     return list(written.values())
 
 

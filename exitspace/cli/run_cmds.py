@@ -8,10 +8,11 @@ from typing import Any, Optional
 
 import typer
 import yaml
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from exitspace.cli.app import app, console, err_console, user_errors
-from exitspace.config import RunConfig, load_config
+from exitspace.config import MAX_TRIALS, RunConfig, load_config
 from exitspace.errors import ConfigError
 from exitspace.flow.phases import Phases
 from exitspace.flow.run import FlowResult, run_flow
@@ -90,8 +91,8 @@ def print_summary(result: FlowResult) -> None:
     """A few lines for people."""
     r = result.results
     head = r.headline
-    console.print(f"[bold]{r.name}[/]: {r.study.trials} trials, {len(r.pareto)} Pareto designs "
-                  f"({result.seconds:.0f} s)", highlight=False)
+    console.print(Text.assemble((r.name, "bold"), f": {r.study.trials} trials, {len(r.pareto)} Pareto designs "
+                                f"({result.seconds:.0f} s)"), highlight=False)
     if head.elp_reduction is not None:
         console.print(
             f"ELP -{100 * head.elp_reduction:.1f}% vs {head.reference} at "
@@ -116,7 +117,7 @@ def run(
         None, help="run config: a YAML path or a name under configs/ (default: configs/default.yaml)"
     ),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run directory (default ./runs/<config name>)"),
-    trials: Optional[int] = typer.Option(None, "--trials", min=1, help="override search.trials"),
+    trials: Optional[int] = typer.Option(None, "--trials", min=1, max=MAX_TRIALS, help="override search.trials"),
     set_: list[str] = typer.Option([], "--set", help="override a config key, e.g. --set search.seed=3"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
 ) -> None:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from exitspace.cli.app import app, console, user_errors
 from exitspace.cli.run_cmds import RichPhases, _load, print_summary, summary
+from exitspace.config import MAX_TRIALS
 from exitspace.errors import DataError
 from exitspace.report.compare import compare_fronts
 from exitspace.flow.run import run_flow
@@ -25,7 +26,7 @@ from exitspace.search.results import load_results, results_path
 def search(
     config: Optional[str] = typer.Argument(None, help="run config (YAML path or name under configs/)"),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run directory (default ./runs/<config name>)"),
-    trials: Optional[int] = typer.Option(None, "--trials", min=1, help="override search.trials"),
+    trials: Optional[int] = typer.Option(None, "--trials", min=1, max=MAX_TRIALS, help="override search.trials"),
     set_: list[str] = typer.Option([], "--set", help="override a config key, e.g. --set search.storage=postgresql://..."),
     no_report: bool = typer.Option(False, "--no-report", help="write results.json only (no figures)"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),

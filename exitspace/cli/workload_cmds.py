@@ -105,4 +105,4 @@ def workload(
         console.print(f"wrote {len(result)} layers ({result.macs:,} MACs) to {out}")
     else:
         # Thirteen columns need about 150 characters; never squash them to a narrower (or piped) console.
-        (console if console.width >= 150 else Console(width=150)).print(_table(result))
+        (console if console.width >= 150 else Console(width=150, markup=False)).print(_table(result))

@@ -9,6 +9,7 @@ dimension (K, C, OX, OY, kernel size or bit width) on one core in a single vecto
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Sequence, cast
 from exitspace.cost.base import CostBackend, LayerCost
 from exitspace.cost.cache import layer_key
 from exitspace.errors import ConfigError
+from exitspace.files import atomic_output, atomic_write_text
 from exitspace.hardware.model import Core
 from exitspace.workload.layer import Layer, OpType, Precision, Workload
 
@@ -163,12 +165,13 @@ def write_outputs(rows: Sequence[dict[str, Any]], dim: str, meta: dict[str, Any]
     out.mkdir(parents=True, exist_ok=True)
     stem = f"sweep_{meta['layer']}_{dim}_{meta['core']}"
     paths = {"csv": out / f"{stem}.csv", "json": out / f"{stem}.json", "png": out / f"{stem}.png"}
-    with paths["csv"].open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(paths["csv"], table.getvalue())
     payload = {"format": "exitspace.sweep", "version": 1, **meta, "dim": dim, "steps": steps(rows, dim), "rows": list(rows)}
-    paths["json"].write_text(json.dumps(payload, indent=1))
+    atomic_write_text(paths["json"], json.dumps(payload, indent=1))
     plot(rows, dim, meta, paths["png"])
     return paths
 
@@ -197,5 +200,6 @@ def plot(rows: Sequence[dict[str, Any]], dim: str, meta: dict[str, Any], path: P
             ax.axvline(x, color="grey", lw=0.6, ls=":")
     fig.suptitle(f"{meta['layer']} layer on {meta['core']} ({meta['backend']}): sweep of {dim}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as handle:
+        fig.savefig(handle, format=Path(path).suffix.lstrip(".") or "png", dpi=110)
     plt.close(fig)

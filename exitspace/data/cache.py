@@ -10,6 +10,7 @@ from typing import Any, cast
 import numpy as np
 
 from exitspace.errors import DataError
+from exitspace.files import atomic_output
 
 
 def default_cache_dir() -> Path:
@@ -40,10 +41,8 @@ def verify_checksum(path: Path, expected: str | None, algorithm: str, fix: str) 
 
 def save_arrays(path: Path, **arrays: np.ndarray) -> None:
     """Write an uncompressed ``.npz`` atomically (tmp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **cast(dict[str, Any], arrays))  # cast: numpy stubs type **kwds as if one could be allow_pickle
-    tmp.replace(path)
+    with atomic_output(path) as handle:
+        np.savez(handle, **cast(dict[str, Any], arrays))  # cast: numpy stubs type **kwds as if one could be allow_pickle
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray] | None:

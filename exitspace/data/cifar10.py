@@ -13,13 +13,14 @@ import tarfile
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from exitspace.data.base import ArrayDataset
 from exitspace.data.cache import default_cache_dir, file_digest, load_arrays, save_arrays, verify_checksum
 from exitspace.errors import DataError
+from exitspace.files import writable_folder
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR10_PYTHON_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -32,8 +33,7 @@ _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 def download_cifar10_python(dest_dir: Path) -> Path:
     """Download the canonical python release into ``dest_dir`` and verify its MD5 (needs internet)."""
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir = writable_folder(dest_dir, "download folder")
     target = dest_dir / "cifar-10-python.tar.gz"
     if not target.is_file() or file_digest(target, "md5") != CIFAR10_PYTHON_MD5:
         tmp = target.with_suffix(".part")
@@ -46,12 +46,31 @@ def download_cifar10_python(dest_dir: Path) -> Path:
     return target
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR-10 python batch holds (dicts, lists, bytes, numbers, numpy arrays) and refuses
+    every other global, so that a crafted batch file cannot run code (the archive is MD5-checked; an
+    extracted folder has no published checksum per file)."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"), ("copy_reg", "_reconstructor"),
+        ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not part of a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
 def _unpickle(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        batch = pickle.loads(blob, encoding="bytes")  # noqa: S301 (the canonical release is a pickle)
+        batch = _BatchUnpickler(io.BytesIO(blob), encoding="bytes").load()
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, KeyError, EOFError, ValueError, TypeError) as exc:
+    except (pickle.UnpicklingError, KeyError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise DataError(f"{where}: not a CIFAR-10 python batch ({type(exc).__name__}); re-download the release") from None
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
 

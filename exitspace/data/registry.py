@@ -19,7 +19,7 @@ from exitspace.errors import DataError
 class DataConfig(BaseModel):
     """Which dataset, where, and how it is split and augmented."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["cifar10", "fashion_mnist", "synthetic"] = "cifar10"
     path: Path | None = Field(None, description="archive, folder or IDX folder; not used for synthetic")

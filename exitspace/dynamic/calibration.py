@@ -15,6 +15,8 @@ one exit at once (grid = quantiles of that exit's val confidences, plus "never")
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Sequence, cast
 
@@ -89,8 +91,10 @@ def _checked_cost(val: ExitScorer, cost_per_exit: Sequence[float] | np.ndarray, 
     cost = np.asarray(cost_per_exit, dtype=float)
     if cost.shape != (val.num_exits,) or not np.all(np.isfinite(cost)):
         raise ConfigError(f"calibration: cost_per_exit needs {val.num_exits} finite values (got {cost.tolist()})")
-    if target_drop is not None and target_drop < 0:
-        raise ConfigError(f"target_drop: {target_drop} is negative; give the accepted accuracy loss in points")
+    if target_drop is not None and not 0 <= target_drop < 100:
+        raise ConfigError(f"target_drop: {target_drop} is outside [0, 100); give the accepted accuracy loss in points")
+    if max_cost is not None and not (math.isfinite(max_cost) and max_cost > 0):
+        raise ConfigError(f"max_cost: {max_cost} is not a positive budget; give the expected cost per sample to stay under")
     return cost
 
 

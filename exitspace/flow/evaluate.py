@@ -16,6 +16,7 @@ import numpy as np
 
 from exitspace.dynamic import Calibration, DesignEvaluation, ExitScorer, calibrate, deploy, evaluate_design, parse_thresholds
 from exitspace.errors import ConfigError
+from exitspace.files import atomic_write_text
 from exitspace.flow.phases import Phases
 from exitspace.mapping import Allocation, Mapper, StagedNetwork
 from exitspace.mapping.optimise import STRATEGIES
@@ -76,6 +77,10 @@ class EvaluateRequest:
             self.thresholds or self.target_drop is not None or self.max_cost_ratio is not None
         ):
             raise ConfigError("--thresholds/--target-drop/--max-cost-ratio need --exit-table")
+        ratio = self.max_cost_ratio
+        if ratio is not None and not 0 < ratio <= 1:
+            raise ConfigError(f"--max-cost-ratio: {ratio} is outside (0, 1]; give the largest expected cost as a "
+                              "fraction of running every sample to the final exit, e.g. 0.6")
 
 
 def build_workload(
@@ -238,6 +243,9 @@ def calibrate_for_allocation(val: ExitScorer, test: ExitScorer | None, request: 
         if calibration.thresholds == previous:
             break
         previous = calibration.thresholds
+    if not calibration.feasible:  # only a cost budget can be out of reach (never exiting meets any accuracy drop)
+        raise ConfigError(f"--max-cost-ratio {max_cost_ratio}: below the cheapest thresholds' cost "
+                          f"({calibration.val_cost / float(cost[-1]):.3f} of the final exit's); give at least that")
     return calibration
 
 
@@ -301,8 +309,6 @@ def write_outputs(
 ) -> None:
     """Write the result JSON to ``out`` and the allocation JSON to ``save_allocation`` (where given)."""
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(out, json.dumps(result, indent=1))
     if save_allocation is not None:
-        save_allocation.parent.mkdir(parents=True, exist_ok=True)
-        save_allocation.write_text(json.dumps(allocation.to_dict(), indent=1))
+        atomic_write_text(save_allocation, json.dumps(allocation.to_dict(), indent=1))

@@ -21,6 +21,7 @@ from exitspace.dynamic.calibration import calibrate
 from exitspace.dynamic.exits import ExitScorer
 from exitspace.dynamic.metrics import expected_costs
 from exitspace.errors import ConfigError
+from exitspace.files import atomic_write_text, safe_file_name
 from exitspace.precision import pair_key, parse_pair
 from exitspace.search.results import DesignRecord, ParetoRecord, ResultsDocument, ScoredRecord, load_results
 from exitspace.train.exit_table import ExitTable
@@ -125,6 +126,15 @@ def _static_reference(results: ResultsDocument) -> dict[str, Any] | None:
     return None if entry is None else {"name": entry.name, **{split: entry.split(split) for split in SPLITS}}
 
 
+def _design_folder(name: str) -> str:
+    """The folder name of a design's fine-tune under RUN_DIR/finetune/ (never "..", never a path)."""
+    slug = safe_file_name(str(name).replace(" ", "_").replace("/", "-").replace(":", "").replace(",", "+")
+                          .replace("@", "_at_"))
+    if not slug:
+        raise ConfigError(f"--design: the design name {name!r} cannot name a folder; give --out")
+    return slug
+
+
 def verify_design(
     results_path: Path,
     run_dir: Path,
@@ -154,8 +164,10 @@ def verify_design(
         head_grad_scale=config.loss.head_grad_scale if head_grad_scale is None else head_grad_scale)
     if request.epochs < 1 or request.lr <= 0 or not 0 <= request.head_grad_scale <= 1:
         raise ConfigError("--epochs/--lr/--head-grad-scale: need epochs >= 1, lr > 0 and a scale in [0, 1]")
-    slug = entry.name.replace(" ", "_").replace("/", "-").replace(":", "").replace(",", "+").replace("@", "_at_")
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "finetune" / slug
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "finetune" / _design_folder(entry.name)
+    if out_dir.resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
+        raise ConfigError(f"--out {out_dir}: is the training run {run_dir} or a folder above it; the fine-tune would "
+                          "write into the run itself; give another --out")
     outcome = finetune_design(run_dir, request, out_dir, reporter, threads=threads)
     elp_definition = results.elp_definition
     static = _static_reference(results)
@@ -178,5 +190,5 @@ def verify_design(
               "searched": {split: entry.split(split) for split in SPLITS}, "history": outcome.history,
               "exit_table": str(outcome.table_path), "source_hash": outcome.source_hash,
               "finetuned_hash": outcome.table.meta["model_hash"], "out_dir": str(out_dir)}
-    (out_dir / RESULT).write_text(json.dumps(report, indent=1))
+    atomic_write_text(out_dir / RESULT, json.dumps(report, indent=1))
     return report

@@ -25,6 +25,7 @@ from exitspace.config import RunConfig
 from exitspace.cost.base import CostBackend
 from exitspace.cost.cache import PersistentBackend
 from exitspace.cost.sweep import alignment_sweep
+from exitspace.files import atomic_write_text, writable_folder
 from exitspace.flow.oracle import attach_oracle_bounds
 from exitspace.flow.phases import Phases
 from exitspace.flow.tables import obtain_tables, obtain_workload
@@ -54,8 +55,8 @@ def prepare(config: RunConfig, run_dir: Path, phases: Phases, allow_train: bool 
     from exitspace.cost.registry import get_backend
     from exitspace.hardware import load_system
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    writable_folder(run_dir, "--run-dir")
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.public_dump(), sort_keys=False))
     phases.start("exit tables")
     tables, origin = obtain_tables(config, run_dir, phases, allow_train)
     phases.done("exit tables", origin)
@@ -127,8 +128,7 @@ def run_flow(
         phases.done("report", str(paths.get("html", paths["markdown"])))
     else:
         out = run_dir / "report"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(results.to_json(), indent=1))
+        atomic_write_text(out / "results.json", json.dumps(results.to_json(), indent=1))
         paths = {"results": out / "results.json"}
     return FlowResult(run_dir, results, paths, time.perf_counter() - start)
 

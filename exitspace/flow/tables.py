@@ -8,6 +8,7 @@ from typing import cast
 
 from exitspace.config import RunConfig, set_dotted
 from exitspace.errors import CheckpointError, ConfigError
+from exitspace.files import atomic_write_text
 from exitspace.flow.phases import Phases
 from exitspace.pathnames import shown_path
 from exitspace.precision import PrecisionPair, pair_label
@@ -21,10 +22,7 @@ def find_tables(directory: Path | None) -> dict[PrecisionPair, Path]:
     if directory is None or not directory.is_dir():
         return found
     for path in sorted(directory.rglob("*.npz")):
-        try:
-            table = ExitTable.load(path)
-        except CheckpointError:
-            continue
+        table = ExitTable.load(path)  # a corrupt table stops the run: skipping it would change the search
         if table.precision_pair is not None:
             found.setdefault(table.precision_pair, path)
     return found
@@ -100,5 +98,5 @@ def obtain_workload(table: ExitTable, run_dir: Path) -> Workload:
 
     workload = eenn_workload(EENNSpec.parse(spec_data), precision_backbone=8)
     workload.to_json(path)
-    stamp.write_text(spec_text)
+    atomic_write_text(stamp, spec_text)
     return workload

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from exitspace.errors import ConfigError
+from exitspace.files import UniqueKeyLoader, read_text
 
 
 class FieldReader:
@@ -80,25 +81,6 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (e.g. two cores with id 0)."""
-
-
-def _construct_unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
 def read_document(path: Path, strict: bool = False) -> Any:
     """Parse a YAML or JSON file; malformed text fails with the file and line.
 
@@ -107,14 +89,14 @@ def read_document(path: Path, strict: bool = False) -> Any:
     """
     if not path.is_file():
         raise ConfigError(f"{path}: file not found; give the path of a hardware YAML/JSON file or a preset name")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "hardware file", "give a hardware YAML/JSON file or a preset name")
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path.name}: line {exc.lineno}: malformed JSON ({exc.msg})") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader if strict else yaml.SafeLoader)  # noqa: S506 (safe loaders)
+        return yaml.load(text, Loader=UniqueKeyLoader if strict else yaml.SafeLoader)  # noqa: S506 (safe loaders)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

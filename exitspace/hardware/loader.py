@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from exitspace.errors import ConfigError
+from exitspace.files import atomic_write_text
 from exitspace.hardware._fields import FieldReader, read_document, validation_error_line
 from exitspace.hardware.model import Core, CoreKind, System
 from exitspace.hardware.presets import SYSTEM_PRESETS, is_preset, preset_core, preset_system, unknown_preset
@@ -111,9 +112,13 @@ def load_system(spec: HardwareSpec) -> System:
     if path is None:
         return preset_system(str(spec))
     data, file_kind = _read_lenient(path)
-    if file_kind in ("zigzag", "exitspace-core"):
-        return _single(load_core(path))
-    return _system_from(data, file_kind, path)
+    system = _single(load_core(path)) if file_kind in ("zigzag", "exitspace-core") else _system_from(data, file_kind, path)
+    unbacked = system.unbacked_core()
+    if unbacked is not None:
+        raise ConfigError(f"{path.name}: core {unbacked.name!r} has no off-chip memory level (e.g. DRAM) and the system "
+                          "no off-chip core, so tensors larger than its on-chip memories have nowhere to live; add a "
+                          "DRAM level holding I1, I2 and O as its outermost memory")
+    return system
 
 
 def _system_from(data: Any, file_kind: FileKind, path: Path) -> System:
@@ -155,7 +160,7 @@ def dump_native(obj: Core | System, path: str | Path | None = None) -> str:
     text = json.dumps(data, indent=2) if is_json else yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
+        atomic_write_text(path, text)
     return text
 
 

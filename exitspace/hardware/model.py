@@ -8,6 +8,7 @@ last. Operands are named by role: ``W`` weights, ``I`` input activations, ``O`` 
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Literal
 
@@ -56,6 +57,10 @@ class MemoryPort(_Strict):
     bandwidth_min: int = Field(gt=0, description="smallest access, bits")
     bandwidth_max: int = Field(gt=0, description="port width, bits per cycle")
     allocation: tuple[tuple[Operand, PortDirection], ...] = ()
+
+
+OFFCHIP_NAME = re.compile(r"dram|off[-_ ]?chip|external|hbm|lpddr", re.IGNORECASE)
+"""How an off-chip memory level is recognised: by its name (DRAM, off-chip, external, HBM, LPDDR)."""
 
 
 class MemoryLevel(_Strict):
@@ -202,6 +207,14 @@ class System(_Strict):
     def cores_of(self, kind: CoreKind) -> list[Core]:
         """Cores of one kind."""
         return [core for core in self.cores if core.kind == kind]
+
+    def unbacked_core(self) -> Core | None:
+        """A compute core with no off-chip level while the system has no off-chip core either (its tensors that
+        exceed the on-chip levels would have nowhere to live), or None."""
+        if self.offchip_core_id is not None:
+            return None
+        return next((core for core in self.cores if core.kind == CoreKind.COMPUTE
+                     and not any(OFFCHIP_NAME.search(m.name) for m in core.memories)), None)
 
     @property
     def offchip(self) -> Core | None:

@@ -29,6 +29,7 @@ from typing import Any, cast
 import yaml
 from pydantic import ValidationError
 
+from exitspace.files import atomic_write_text, safe_file_name
 from exitspace.hardware._fields import FieldReader, read_document, validation_error_line
 from exitspace.hardware.model import Core, CoreKind, Link, System
 from exitspace.hardware.zigzag_yaml import parse_zigzag_core, zigzag_core_dict
@@ -247,7 +248,7 @@ def stream_system_dict(system: System) -> tuple[dict[str, Any], dict[str, dict[s
     core_refs: dict[int, str] = {}
     for core in system.cores:
         core_data = zigzag_core_dict(core, stream_fields=True)
-        stem = re.sub(r"[^A-Za-z0-9_\-]+", "_", core.name) or "core"
+        stem = safe_file_name(core.name) or "core"
         file_name, suffix = f"{stem}.yaml", 1
         while file_name in files and files[file_name] != core_data:
             suffix += 1
@@ -286,16 +287,15 @@ def dump_stream_system(system: System, directory: str | Path) -> Path:
     data, files = stream_system_dict(system)
     (directory / "cores").mkdir(parents=True, exist_ok=True)
     for file_name, core_data in files.items():
-        (directory / "cores" / file_name).write_text(
-            yaml.safe_dump(core_data, sort_keys=False, default_flow_style=None, width=120), encoding="utf-8"
-        )
-    stem = re.sub(r"[^A-Za-z0-9_\-]+", "_", system.name) or "system"
+        atomic_write_text(directory / "cores" / file_name,
+                          yaml.safe_dump(core_data, sort_keys=False, default_flow_style=None, width=120))
+    stem = safe_file_name(system.name) or "system"
     target = directory / f"{stem}.yaml"
     parts = [
         yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=None if key == "core_connectivity" else False, width=120)
         for key, value in data.items()
     ]
-    target.write_text("".join(parts), encoding="utf-8")
+    atomic_write_text(target, "".join(parts))
     return target
 
 

@@ -29,6 +29,7 @@ import yaml
 from pydantic import ValidationError
 
 from exitspace.errors import ConfigError
+from exitspace.files import atomic_write_text
 from exitspace.hardware._fields import FieldReader, read_document, validation_error_line
 from exitspace.hardware.model import (
     DEFAULT_OPS,
@@ -512,7 +513,7 @@ def dump_zigzag_core(core: Core, path: str | Path | None = None, stream_fields: 
     text = yaml.safe_dump(zigzag_core_dict(core, stream_fields), sort_keys=False, default_flow_style=None, width=120)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
+        atomic_write_text(path, text)
     return text
 
 

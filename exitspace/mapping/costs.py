@@ -31,10 +31,9 @@ import numpy as np
 from exitspace.cost.base import CostBackend, LayerCost
 from exitspace.cost.cache import CostCache, cached_evaluate
 from exitspace.errors import ConfigError
-from exitspace.hardware.model import Core, CoreKind, MemoryLevel, System
+from exitspace.hardware.model import OFFCHIP_NAME, Core, CoreKind, MemoryLevel, System
 from exitspace.workload.layer import Layer, OpType, Workload
 
-OFFCHIP_NAME = re.compile(r"dram|off[-_ ]?chip|external|hbm|lpddr", re.IGNORECASE)
 
 
 def is_offchip_level(memory: MemoryLevel) -> bool:

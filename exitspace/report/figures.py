@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+from exitspace.files import atomic_output
 
 from exitspace.precision import pair_label  # noqa: E402
 from exitspace.search.results import AlignmentSweepRecord, ResultsDocument, ScoredRecord  # noqa: E402
@@ -19,8 +20,8 @@ DPI = 130
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    with atomic_output(path) as handle:
+        fig.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -11,6 +11,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from exitspace.files import atomic_write_text
 from exitspace.precision import pair_label
 from exitspace.report import figures
 from exitspace.search.results import (
@@ -388,7 +389,7 @@ def write_report(results: ResultsDocument, out_dir: Path, *, designs: int = 5, h
     fig_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     results_path = out_dir / "results.json"
-    results_path.write_text(dump_results(results))
+    atomic_write_text(results_path, dump_results(results))
     paths["results"] = results_path
     figs = {
         "pareto": figures.pareto_figure(results, fig_dir / "pareto.png"),
@@ -401,10 +402,10 @@ def write_report(results: ResultsDocument, out_dir: Path, *, designs: int = 5, h
     paths.update({f"figure:{k}": v for k, v in figs.items()})
     blocks = build_blocks(results, figs, designs)
     md = out_dir / "report.md"
-    md.write_text(to_markdown(blocks, out_dir))
+    atomic_write_text(md, to_markdown(blocks, out_dir))
     paths["markdown"] = md
     if html_page:
         page = out_dir / "report.html"
-        page.write_text(to_html(blocks, f"exitspace report: {results.name}"))
+        atomic_write_text(page, to_html(blocks, f"exitspace report: {results.name}"))
         paths["html"] = page
     return paths

@@ -356,7 +356,7 @@ def _results_document(config: RunConfig, inputs: CodesignInputs, searched: _Sear
         "format": RESULTS_FORMAT,
         "version": RESULTS_VERSION,
         "name": config.name,
-        "config": {**config.model_dump(mode="json"), "source": shown_path(config.source) if config.source else None},
+        "config": {**config.public_dump(), "source": shown_path(config.source) if config.source else None},
         "backbone": inputs.backbone,
         "space": _space_info(inputs.space, s.refine_allocation),
         "objectives": list(s.objectives),
@@ -409,9 +409,6 @@ def _headline_info(front: list[ScoredDesign], baselines: _StaticBaselines) -> di
 
 def _study_info(outcome: SearchOutcome) -> dict[str, Any]:
     storage = outcome.storage
-    if "://" in storage and "@" in storage:  # hide credentials of RDB URLs
-        scheme, rest = storage.split("://", 1)
-        storage = f"{scheme}://***@{rest.split('@', 1)[1]}"
     return {
         "name": outcome.study_name,
         "storage": shown_storage(storage),

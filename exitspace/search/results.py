@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exitspace.errors import DataError
+from exitspace.files import atomic_write_text, read_text
 
 RESULTS_FORMAT: Literal["exitspace.results"] = "exitspace.results"
 RESULTS_VERSION = 2
@@ -268,17 +269,18 @@ def upgrade_file(path: Path) -> ResultsDocument:
     if data.get("version") not in (*UPGRADABLE_VERSIONS, RESULTS_VERSION):
         raise DataError(f"{path}: results version {data.get('version')!r} cannot be upgraded; re-run `exitspace search`")
     document = _validated(path, {**data, "version": RESULTS_VERSION})
-    path.write_text(dump_results(document))
+    atomic_write_text(path, dump_results(document))
     return document
 
 
 def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DataError(f"{path}: not found; give a run directory of `exitspace run` or its results.json")
+    text = read_text(path, "results file", "give a run directory of `exitspace run` or its results.json", DataError)
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc}); re-run `exitspace run`") from None
+    except RecursionError:
+        raise DataError(f"{path}: nested too deeply to be a results file; re-run `exitspace run`") from None
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise DataError(f"{path}: not an exitspace results file (format {found!r})")

@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from exitspace.errors import ConfigError
+from exitspace.pathnames import masked_url
 
 TRIAL_LOG_FILE = "study.sqlite3"
 TRIAL_LOG_SCHEME = "exitspace-sqlite://"
@@ -127,6 +128,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     except Exception as exc:  # noqa: BLE001 - Optuna/SQLAlchemy raise many types for a bad URL
         first = str(exc).splitlines()[0][:120] if str(exc) else ""
         raise ConfigError(
-            f"search.storage: cannot open {url!r} ({type(exc).__name__}: {first}); give an Optuna storage URL "
+            f"search.storage: cannot open {masked_url(url)!r} ({type(exc).__name__}: {masked_url(first)}); give an Optuna storage URL "
             "such as sqlite:///study.db or postgresql://user:password@host/db"
         ) from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -11,28 +10,28 @@ from typing import Any
 import torch
 
 from exitspace.errors import CheckpointError
+from exitspace.files import atomic_output
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as handle:
+    """``torch.save`` atomically (see :func:`exitspace.files.atomic_output`)."""
+    with atomic_output(path) as handle:
         torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
 
 
 def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
     """Read a checkpoint (``mmap``: tensors stay on disk until touched); one-line CheckpointError if unreadable.
 
-    ``weights_only=True``: tensors and plain containers only, so reading a file never runs code from it.
-    """
+    Only tensors and plain containers are unpickled (``weights_only``): a crafted file (a teacher or an
+    exported result someone shared) cannot run code."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+    except pickle.UnpicklingError as exc:
+        if "unsupported GLOBAL" in str(exc):
+            raise CheckpointError(f"{path}: holds objects other than tensors and plain values, which are not loaded "
+                                  "(they could run code); use a checkpoint written by `exitspace train`") from None
+        raise CheckpointError(f"{path}: unreadable checkpoint (UnpicklingError); delete it to restart that phase") from None
+    except (OSError, RuntimeError, EOFError, ValueError, AttributeError, TypeError, IndexError, KeyError) as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to restart that phase") from None
 
 

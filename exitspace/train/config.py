@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exitspace.data.registry import DataConfig
 from exitspace.errors import ConfigError
+from exitspace.files import load_yaml
 from exitspace.precision import parse_pair
 
 DEFAULT_PAIRS = ["32/32", "8/8", "8/4", "4/8", "4/4"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class OptimConfig(_Strict):
@@ -187,12 +187,7 @@ def parse_train_config(data: dict[str, Any], source: str = "config") -> TrainCon
 def load_train_config(path: Path) -> TrainConfig:
     """Read and validate a training YAML; relative data and teacher paths resolve against the YAML's folder."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: not found; give the path of a training YAML (see configs/train/)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    data = load_yaml(path, "training config", "give the path of a training YAML (see configs/train/)") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections (model, data, optim, ...)")
     config = parse_train_config(data, str(path))

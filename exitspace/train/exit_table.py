@@ -21,6 +21,7 @@ from typing import Any, cast
 import numpy as np
 
 from exitspace.errors import CheckpointError
+from exitspace.files import atomic_output
 
 EXIT_TABLE_FORMAT_VERSION = 1
 SPLITS = ("val", "test")
@@ -77,9 +78,8 @@ class ExitTable:
         for split in self.logits:
             arrays[f"{split}_logits"] = self.logits[split].astype(np.float16)
             arrays[f"{split}_labels"] = self.labels[split].astype(np.int64)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **cast(dict[str, Any], arrays))  # cast: numpy stubs type **kwds as if one could be allow_pickle
-        tmp.replace(path)
+        with atomic_output(path) as handle:
+            np.savez_compressed(handle, **cast(dict[str, Any], arrays))  # cast: numpy stubs type **kwds as if one could be allow_pickle
 
     @classmethod
     def load(cls, path: Path) -> "ExitTable":

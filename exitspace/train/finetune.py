@@ -23,6 +23,7 @@ from typing import Any
 
 from exitspace.data.registry import load_splits
 from exitspace.errors import ConfigError
+from exitspace.files import atomic_write_text
 from exitspace.precision import PrecisionPair
 from exitspace.train.checkpoint import state_dict_hash
 from exitspace.train.exit_table import ExitTable
@@ -97,7 +98,7 @@ def finetune_design(
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / REQUEST).is_file():
         request.check_matches(json.loads((out_dir / REQUEST).read_text()), out_dir)
-    (out_dir / REQUEST).write_text(json.dumps(request.as_json(), indent=1))
+    atomic_write_text(out_dir / REQUEST, json.dumps(request.as_json(), indent=1))
 
     reporter = reporter or Reporter(log_every=config.runtime.log_every)
     if reporter.log_file is None:

@@ -32,6 +32,7 @@ from exitspace.data.base import DataSplits
 from exitspace.data.loader import BatchLoader
 from exitspace.data.registry import load_splits
 from exitspace.errors import ConfigError
+from exitspace.files import atomic_write_text
 from exitspace.models import EENN, EENNSpec, EENNSubnet, build_eenn
 from exitspace.models.common import keep_depthwise_in_float
 from exitspace.precision import FLOAT_BITS, PrecisionPair, pair_slug, parse_pair
@@ -405,7 +406,7 @@ def _open_run_dir(config: TrainConfig, run_dir: Path, splits: DataSplits) -> Non
     saved = saved_config(run_dir)
     if saved is not None:
         check_resumable(run_dir, _resolved_dump(saved, splits), _resolved_dump(config, splits))
-    (run_dir / SAVED_CONFIG).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(run_dir / SAVED_CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
 def _table_meta(config: TrainConfig, spec: EENNSpec, splits: DataSplits, teacher: TeacherEnsemble | None,
@@ -477,6 +478,6 @@ def _train_run(config: TrainConfig, run_dir: Path, pairs: list[str] | None, repo
         test_acc = table.meta["accuracy"]["test"]
         reporter.log(f"{key}: final exit test acc {test_acc[model.head_keys[-1]]:.4f}, first exit "
                      f"{test_acc[model.head_keys[0]]:.4f}; table {table_path}")
-        summary_path.write_text(json.dumps(summary, indent=1))
-    summary_path.write_text(json.dumps(summary, indent=1))
+        atomic_write_text(summary_path, json.dumps(summary, indent=1))
+    atomic_write_text(summary_path, json.dumps(summary, indent=1))
     return summary

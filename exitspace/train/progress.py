@@ -18,7 +18,7 @@ class Reporter:
 
     def __init__(self, console: Console | None = None, log_file: Path | None = None, log_every: int = 50,
                  quiet: bool = False) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, markup=False)
         self.log_file = log_file
         self.log_every = log_every
         self.quiet = quiet

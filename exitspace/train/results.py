@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from exitspace.errors import CheckpointError
+from exitspace.files import atomic_write_text
 from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.pipeline import base_phase, load_trained_model
@@ -129,7 +130,7 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None,
     taught_by = _teaching_note(ExitTable.load(run_dir / first_table["exit_table"]).meta) if first_table else []
     exported = {k: v for k, v in summary.items() if k not in ("float_history",)}
     exported["float_history"] = summary.get("float_history", [])
-    (out_dir / "summary.json").write_text(json.dumps(exported, indent=1))
+    atomic_write_text(out_dir / "summary.json", json.dumps(exported, indent=1))
     name = summary.get("name", run_dir.name)
     final = summary["head_keys"][-1]
     text = [
@@ -165,6 +166,6 @@ def export_results(run_dir: Path, out_dir: Path, heads: list[str] | None = None,
         + (f" --heads {','.join(heads)}" if heads else "") + (" --weights" if weights else "") + "`.",
         "",
     ]
-    (out_dir / "results.md").write_text("\n".join(text))
+    atomic_write_text(out_dir / "results.md", "\n".join(text))
     return {"out_dir": str(out_dir), "exit_table_bytes": sizes, "weight_bytes": weight_bytes,
             "pair_weight_bytes": pair_weight_bytes}

@@ -18,6 +18,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from exitspace.data.loader import BatchLoader
+from exitspace.files import atomic_write_text
 from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
 from exitspace.train.losses import eenn_loss
 from exitspace.train.progress import Reporter
@@ -286,7 +287,7 @@ class _Phase:
             self.reporter.log(f"{self.name}: weights averaged over {self.settings.epochs} epochs, BatchNorm statistics "
                               f"recomputed; {record}")
         save_checkpoint(self.phase_dir / FINAL, {"model": self.model.state_dict(), "history": self.history, "phase": self.name})
-        (self.phase_dir / DONE).write_text(json.dumps({"phase": self.name, "epochs": self.settings.epochs,
+        atomic_write_text(self.phase_dir / DONE, json.dumps({"phase": self.name, "epochs": self.settings.epochs,
                                                        "history": self.history}, indent=1))
 
 

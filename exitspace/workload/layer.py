@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from exitspace.errors import ConfigError
+from exitspace.files import atomic_write_text
 
 WORKLOAD_FORMAT_VERSION = 1
 
@@ -223,7 +224,7 @@ class Workload:
             "name": self.name,
             "layers": [layer.to_dict() for layer in self.layers],
         }
-        Path(path).write_text(json.dumps(payload, indent=1))
+        atomic_write_text(path, json.dumps(payload, indent=1))
 
     @classmethod
     def from_json(cls, path: Path) -> "Workload":
