@@ -14,7 +14,7 @@ from rich.table import Table
 
 from exitspace.cli.app import app, console, user_errors
 from exitspace.errors import ConfigError
-from exitspace.files import atomic_write_text, safe_file_name
+from exitspace.files import atomic_write_text, safe_file_name, writable_folder
 from exitspace.hardware.loader import dump_native, load_system
 from exitspace.hardware.model import System
 from exitspace.hardware.presets import CORE_PRESETS, SYSTEM_PRESETS
@@ -155,9 +155,7 @@ def export(
 
 def export_system(system: System, fmt: str, out: Path) -> list[Path]:
     """Write ``system`` to ``out`` in ``fmt``; returns the files written."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out: {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "--out")
     if fmt == "stream":
         target = dump_stream_system(system, out)
         return [target, *sorted((out / "cores").glob("*.yaml"))]

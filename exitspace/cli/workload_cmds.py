@@ -97,7 +97,6 @@ def workload(
             fuse_activations=not keep_activations,
         )
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
         result.to_json(out)
     if as_json:
         print(json.dumps({"format": "exitspace.workload", "name": result.name, "layers": [l.to_dict() for l in result]}))

@@ -330,22 +330,33 @@ def _run_blocks(study: StudyRecord) -> list[Block]:
     ]
 
 
+def _md(text: object) -> str:
+    """Text for Markdown: no HTML tag can open (user text such as the note or a hardware name may hold "<")."""
+    return str(text).replace("<", "&lt;")
+
+
+def _md_cell(text: object) -> str:
+    """A Markdown table cell: as :func:`_md`, on one line, with its "|" kept inside the cell."""
+    return _md(" ".join(str(text).split())).replace("|", "\\|")
+
+
 def to_markdown(blocks: list[Block], root: Path) -> str:
-    """Markdown with figures linked relative to ``root``."""
+    """Markdown with figures linked relative to ``root``; text escaped (see :func:`_md`)."""
     out = []
     for kind, content in blocks:
         if kind in ("h1", "h2", "h3"):
-            out.append("#" * int(kind[1]) + " " + content)
+            out.append("#" * int(kind[1]) + " " + _md(" ".join(content.split())))
         elif kind == "p":
-            out.append(content)
+            out.append(_md(content))
         elif kind == "img":
             path, caption = content
-            out.append(f"![{caption}]({Path(path).relative_to(root).as_posix()})")
+            alt = _md_cell(caption).replace("]", "\\]")
+            out.append(f"![{alt}]({Path(path).relative_to(root).as_posix()})")
         elif kind == "table":
             header, rows = content
-            out.append("| " + " | ".join(header) + " |")
+            out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
             out.append("|" + "---|" * len(header))
-            out.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+            out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows)
         out.append("")
     return "\n".join(out)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from exitspace.data.registry import load_splits
 from exitspace.errors import ConfigError
-from exitspace.files import atomic_write_text
+from exitspace.files import atomic_write_text, writable_folder
 from exitspace.precision import PrecisionPair
 from exitspace.train.checkpoint import state_dict_hash
 from exitspace.train.exit_table import ExitTable
@@ -95,7 +95,7 @@ def finetune_design(
     unknown = [key for key in request.head_keys if key not in supernet_table.head_keys]
     if unknown:
         raise ConfigError(f"design: heads {unknown} are not in {run_dir}'s supernet; pick a design searched on its exit tables")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(out_dir, "--out")
     if (out_dir / REQUEST).is_file():
         request.check_matches(json.loads((out_dir / REQUEST).read_text()), out_dir)
     atomic_write_text(out_dir / REQUEST, json.dumps(request.as_json(), indent=1))

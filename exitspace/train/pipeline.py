@@ -32,7 +32,7 @@ from exitspace.data.base import DataSplits
 from exitspace.data.loader import BatchLoader
 from exitspace.data.registry import load_splits
 from exitspace.errors import ConfigError
-from exitspace.files import atomic_write_text
+from exitspace.files import atomic_write_text, writable_folder
 from exitspace.models import EENN, EENNSpec, EENNSubnet, build_eenn
 from exitspace.models.common import keep_depthwise_in_float
 from exitspace.precision import FLOAT_BITS, PrecisionPair, pair_slug, parse_pair
@@ -443,8 +443,7 @@ def run_training(
 
     ``stop_after_steps`` (tests) interrupts any one phase after that many of its steps in this call.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = writable_folder(run_dir, "--run-dir")
     reporter = reporter or Reporter(log_file=run_dir / LOG, log_every=config.runtime.log_every)
     with run_dir_lock(run_dir), stop_signals(reporter.log):
         return _train_run(config, run_dir, pairs, reporter, stop_after_steps)
