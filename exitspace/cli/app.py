@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import typer
 import typer.core
@@ -16,18 +16,19 @@ from exitspace.errors import ExitspaceError
 try:  # typer >= 0.22 carries its own copy of click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer on click
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException  # type: ignore[import-not-found,no-redef]
 
 
 class _OneLineUsageErrors(typer.core.TyperGroup):
     """Usage errors (an unknown option, a value out of range, a missing argument) as one line on stderr with
     exit code 2, like every other input error, instead of click's usage box."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except ClickException as exc:
             if type(exc).__name__ != "NoArgsIsHelpError":  # the help is already printed
                 ctx = getattr(exc, "ctx", None)
