@@ -148,3 +148,9 @@ def test_corrupt_exit_table_refused_not_skipped(tmp_path: Path) -> None:
     config.write_text(f"exit_tables: {{dir: {folder}}}\nsearch: {{space: {{precision_pairs: [[8, 8]]}}}}\n")
     one_line_error(["search", str(config), "--run-dir", str(tmp_path / "r"), "--trials", "1"],
                    "exit_table_b4_e4.npz", "corrupt")
+
+
+def test_bit_widths_no_network_is_trained_at_refused(tmp_path: Path) -> None:
+    one_line_error(["evaluate", "--exits", "D,K", "--model", "resnet20", "--bits", "9/9", "--ratios", "0.5,0.5"],
+                   "--bits", "bit width 9", "use one of")
+    one_line_error(["compare", str(tmp_path), "--precision", "9/9"], "--precision", "bit width 9")

@@ -15,6 +15,7 @@ from exitspace.cli.app import app, console, user_errors
 from exitspace.cli.run_cmds import RichPhases, _load, print_summary, summary
 from exitspace.config import MAX_TRIALS
 from exitspace.errors import DataError
+from exitspace.precision import pair_label, parse_pair
 from exitspace.report.compare import compare_fronts
 from exitspace.flow.run import run_flow
 from exitspace.report.render import write_report
@@ -74,6 +75,8 @@ def compare(
         levels = [float(a) for a in accuracies.split(",")]
     except ValueError:
         raise DataError(f"--accuracies: {accuracies!r} is not a comma-separated list of numbers, e.g. 0.85,0.88") from None
+    if precision is not None:
+        precision = pair_label(parse_pair(precision, "--precision"))
     runs = [(str(source), load_results(source)) for source in sources]
     table = compare_fronts(runs, levels, precision)
     if as_json:

@@ -20,14 +20,15 @@ from exitspace.files import atomic_write_text
 from exitspace.flow.phases import Phases
 from exitspace.mapping import Allocation, Mapper, StagedNetwork
 from exitspace.mapping.optimise import STRATEGIES
-from exitspace.precision import COST_BITS, parse_pair
+from exitspace.precision import TRAINED_BITS, parse_pair
 from exitspace.train.exit_table import ExitTable
 from exitspace.workload.layer import Precision, Workload
 
 
 def parse_bits(text: str) -> tuple[int, int]:
-    """``--bits``: ``"8/8"`` (backbone/exits), ``"8"`` or ``"fp32/8"`` -> (backbone bits, exit bits)."""
-    return parse_pair(text, "--bits", COST_BITS, one_means_both=True)
+    """``--bits``: ``"8/8"`` (backbone/exits), ``"8"`` or ``"fp32/8"`` -> (backbone bits, exit bits), at widths an
+    EENN is trained at (an exit's accuracy needs a trained network; profile and sweep cost any width)."""
+    return parse_pair(text, "--bits", TRAINED_BITS, one_means_both=True)
 
 
 @dataclass(frozen=True)
