@@ -26,6 +26,7 @@ import torch
 from exitspace.export.graph import EarlyExitModel, Stage, design_stages
 from exitspace.export.quantized import ONNX_TRANSLATIONS, OPSET, freeze_quantization, strip_quantization
 from exitspace.export.source import Design, TrainedNetwork
+from exitspace.files import atomic_write_text
 
 MODEL_FILE = "model.onnx"
 MANIFEST = "export.json"
@@ -125,5 +126,5 @@ def export_design(design: Design, network: TrainedNetwork, out_dir: Path, source
         "weights": str(network.source), "data": network.data, "report": design.report,
         "model": MODEL_FILE, "segments": [str(path.relative_to(out_dir)) for path in segments],
     }
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1))
     return manifest
