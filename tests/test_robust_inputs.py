@@ -123,7 +123,7 @@ def test_max_cost_ratio_outside_zero_one_refused() -> None:
 def test_empty_onnx_refused(tmp_path: Path) -> None:
     path = tmp_path / "empty.onnx"
     path.write_bytes(b"")
-    one_line_error(["workload", "--onnx", str(path)], "empty.onnx", "no nodes")
+    one_line_error(["workload", "--onnx", str(path)], "empty.onnx", "ONNX")
 
 
 def test_zigzag_core_without_dram_refused(tmp_path: Path) -> None:
