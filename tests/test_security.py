@@ -25,6 +25,7 @@ from exitspace.hardware.presets import preset_system
 from exitspace.pathnames import masked_url
 from exitspace.report.render import write_report
 from exitspace.search.codesign import CodesignInputs, run_codesign
+from exitspace.search.results import ResultsDocument
 from exitspace.search.space import DesignSpace
 from exitspace.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -106,7 +107,7 @@ def test_storage_password_written_nowhere_when_the_search_fails(tmp_path: Path) 
     assert "postgresql://me:***@127.0.0.1:9/studies" in saved and SECRET not in saved
 
 
-def _toy_results(tmp_path: Path, **search: object) -> dict:
+def _toy_results(tmp_path: Path, **search: object) -> ResultsDocument:
     config = parse_config({"name": "toy", "report": {"note": "<script>alert('x')</script> | a [link](javascript:x)"},
                            "search": {"trials": 24, "population": 8, "constraints": {"max_accuracy_drop": 0.05},
                                       "baselines": {"mac_proxy": False}, **search}})
@@ -119,7 +120,7 @@ def test_results_and_report_hold_no_password_and_escape_user_text(tmp_path: Path
     memory = optuna.storages.InMemoryStorage()
     monkeypatch.setattr("exitspace.search.engine.open_storage", lambda url: memory)
     results = _toy_results(tmp_path, storage=f"postgresql://me:{SECRET}@db.example/studies")
-    results["alignment_sweep"] = {"layers": []}
+    results.alignment_sweep = None
     paths = write_report(results, tmp_path / "report", designs=1)
     for key in ("results", "markdown", "html"):
         text = paths[key].read_text()
