@@ -187,6 +187,9 @@ def test_export_and_infer_commands(trained: dict[str, Path], tmp_path: Path) -> 
     assert ran.exit_code == 0, ran.output
     both = runner.invoke(app, ["export", str(run_dir), "--headline", "--design", "0"])
     assert both.exit_code == 2 and "--design/--headline" in both.output
+    (tmp_path / "empty").mkdir()
+    missing = runner.invoke(app, ["export", str(run_dir), "--headline", "--weights", str(tmp_path / "empty")])
+    assert missing.exit_code == 2 and "no 8/8 weights found" in missing.output, missing.output
     exported = runner.invoke(app, ["export", str(run_dir), "--headline", "--out", str(tmp_path / "out"), "--json"])
     assert exported.exit_code == 0, exported.output
     manifest = json.loads(exported.stdout)
