@@ -23,7 +23,7 @@ from torch import nn
 
 from exitspace.dynamic.confidence import check_confidence
 from exitspace.errors import ConfigError
-from exitspace.models.eenn import EENN, EENNSubnet
+from exitspace.models.eenn import EENNSubnet
 
 
 class _Backbone(nn.Module):
@@ -142,9 +142,3 @@ class EarlyExitModel(nn.Module):
         confident = confidence_of(logits, self.confidence) >= self.thresholds[index]
         return torch.cond(confident, leave, go_on, (logits, features))
 
-
-def design_subnet(supernet: EENN, head_keys: Sequence[str]) -> EENNSubnet:
-    """The design's subnet in evaluation mode."""
-    subnet = supernet.subnet(list(head_keys))
-    subnet.eval()
-    return subnet
