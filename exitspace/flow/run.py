@@ -37,6 +37,7 @@ from exitspace.search.codesign import CodesignInputs, run_codesign
 from exitspace.search.evaluator import CodesignEvaluator
 from exitspace.search.results import AlignmentSweepRecord, ResultsDocument
 from exitspace.search.space import DesignSpace
+from exitspace.train.stopping import SEARCH_LOCK, run_dir_lock
 from exitspace.workload.layer import Workload
 
 
@@ -97,12 +98,19 @@ def run_flow(
     write: bool = True,
     allow_train: bool = True,
 ) -> FlowResult:
-    """The whole flow; returns the results and the written paths (``write=False``: report/results.json only)."""
-    from exitspace.report.render import write_report
-
+    """The whole flow; returns the results and the written paths (``write=False``: report/results.json only).
+    Holds the run directory's search lock throughout."""
     phases = phases or Phases()
     start = time.perf_counter()
-    run_dir = config.run_path(run_dir)
+    run_dir = writable_folder(config.run_path(run_dir), "--run-dir")
+    with run_dir_lock(run_dir, SEARCH_LOCK):  # one search per run directory (two would splice one study)
+        return _run_flow(config, run_dir, trials, phases, write, allow_train, start)
+
+
+def _run_flow(config: RunConfig, run_dir: Path, trials: int | None, phases: Phases, write: bool, allow_train: bool,
+              start: float) -> FlowResult:
+    from exitspace.report.render import write_report
+
     inputs, system, backend, workload, origin = prepare(config, run_dir, phases, allow_train)
 
     def progress(phase: str, done: int, total: int) -> None:

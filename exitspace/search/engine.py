@@ -131,15 +131,20 @@ class CodesignNSGAII(optuna.samplers.NSGAIISampler):
     - the relative search space is computed once: every trial samples every parameter of the design space;
     - a new trial's generation follows Optuna's rule (the highest generation among completed trials, or the
       next one once it holds ``population_size`` trials), from counters kept as trials complete;
-    - each generation's parent population is selected once and kept in memory.
+    - each generation's parent population is selected once and kept in memory, and every trial sees it in
+      trial order;
+    - each trial samples from random states seeded by (seed, trial number) (:func:`trial_seed`), so that a
+      trial's parameters do not depend on how the study got to it: uninterrupted, resumed after a kill or
+      Ctrl-C (the trials since the last stored generation are sampled again, identically), or on another worker.
 
     The last two assume this process runs every trial (the trial log); with a shared storage
     (``single_worker=False``) Optuna's own bookkeeping is used, as other workers add trials.
     """
 
-    def __init__(self, single_worker: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, single_worker: bool = True, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(seed=seed, **kwargs)
         self.single_worker = single_worker
+        self.seed = seed
         self._cached_space: dict[str, optuna.distributions.BaseDistribution] | None = None
         self._generation_counts: tuple[int, int] | None = None
         self._pending: dict[int, int] = {}
@@ -176,15 +181,21 @@ class CodesignNSGAII(optuna.samplers.NSGAIISampler):
         return generation
 
     def get_parent_population(self, study: optuna.Study, generation: int) -> list[FrozenTrial]:
-        if not self.single_worker:
-            return super().get_parent_population(study, generation)
+        if not self.single_worker:  # in trial order too: Optuna's first call returns the selection order
+            return sorted(super().get_parent_population(study, generation), key=lambda t: t.number)
         cached = self._parents.get(generation)
         if cached is not None:
             return cached
-        parents = super().get_parent_population(study, generation)
-        # later calls get the parents in trial order, as Optuna's own cache returns them
-        self._parents[generation] = sorted(parents, key=lambda t: t.number)
+        # in trial order, as Optuna's own cache returns them (its first call returns the selection order)
+        parents = self._parents[generation] = sorted(super().get_parent_population(study, generation),
+                                                     key=lambda t: t.number)
         return parents
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        seed = trial_seed(self.seed, trial.number)
+        self._rng.rng.seed(seed)  # the state crossover and mutation draw from (shared with the child strategy)
+        self._random_sampler = optuna.samplers.RandomSampler(seed=seed)  # first generation, mutated parameters
+        super().before_trial(study, trial)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
         super().after_trial(study, trial, state, values)
@@ -198,6 +209,13 @@ class CodesignNSGAII(optuna.samplers.NSGAIISampler):
 
 
 GENERATION_ATTR = CodesignNSGAII._get_generation_key()
+
+
+def trial_seed(seed: int | None, number: int) -> int | None:
+    """The seed of trial ``number``'s sampling in a study seeded with ``seed`` (None: unseeded)."""
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([seed & 0xFFFF_FFFF_FFFF_FFFF, number]).generate_state(1)[0])
 
 
 def _sampler(
@@ -342,7 +360,7 @@ def _run_on_trial_log(job: _SearchJob) -> _StudyRun:
         done = len(stored)
         remaining = max(0, job.trials - done)
         job.report(done)
-        sampler = _sampler(problem, job.population, job.seed + done)
+        sampler = _sampler(problem, job.population, job.seed)
         study = optuna.create_study(directions=job.directions, sampler=sampler)
         study.add_trials([to_frozen(p, problem.distributions(p["params"])) for p in stored])
         writer = _TrialLogWriter(log, study, job.study_name)
@@ -385,7 +403,7 @@ def _run_on_shared_storage(job: _SearchJob) -> _StudyRun:
     job.report(done)
     if remaining:
         study = optuna.load_study(study_name=job.study_name, storage=store,
-                                  sampler=_sampler(job.problem, job.population, job.seed + done, single_worker=False))
+                                  sampler=_sampler(job.problem, job.population, job.seed, single_worker=False))
         study.optimize(
             _objective(job.problem),
             n_trials=remaining,

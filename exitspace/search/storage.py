@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from exitspace.errors import ConfigError
+from exitspace.errors import ConfigError, RunDirError
 from exitspace.pathnames import masked_url
 
 TRIAL_LOG_FILE = "study.sqlite3"
@@ -60,14 +60,19 @@ class TrialLog:
         return [json.loads(payload) for (payload,) in rows]
 
     def append(self, name: str, trials: Sequence[FrozenTrial]) -> None:
-        """Store finished trials in one transaction."""
+        """Store finished trials in one transaction; a trial number already stored (by another process) is a
+        one-line RunDirError, never overwritten."""
         rows = [(name, t.number, json.dumps(_payload(t), separators=(",", ":"))) for t in trials]
         if not rows:
             return
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany("INSERT OR REPLACE INTO trials VALUES (?, ?, ?)", rows)
+            self._conn.executemany("INSERT INTO trials VALUES (?, ?, ?)", rows)  # never over another process's trials
             self._conn.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            self._conn.execute("ROLLBACK")
+            raise RunDirError(f"{self.path}: trials of study {name!r} were stored by another process meanwhile; run one "
+                              "search per run directory (this session's trials since its last write are dropped)") from None
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise

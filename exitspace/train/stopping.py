@@ -1,5 +1,6 @@
-"""Stopping a training run cleanly: one process per run directory, and SIGINT / SIGTERM taken at the next
-training step, after a checkpoint, so that no finished step is lost (`exitspace train` resumes from it)."""
+"""Stopping a training run cleanly: one process per run directory (training's lock, and the search's), and
+SIGINT / SIGTERM taken at the next training step, after a checkpoint, so that no finished step is lost
+(`exitspace train` resumes from it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -78,9 +80,24 @@ def stop_signals(log: Callable[[str], None]) -> Iterator[None]:
         _State.requested = False
 
 
-def lock_holder(run_dir: Path) -> int | None:
-    """The pid of the `exitspace train` that holds ``run_dir``'s lock now, or None (also where ``fcntl`` is missing)."""
-    path = Path(run_dir) / LOCK
+@dataclass(frozen=True)
+class DirLock:
+    """A run directory's lock: its file, the commands that take it, and how to stop the holder."""
+
+    file: str
+    commands: str
+    stop: str
+
+
+TRAIN_LOCK = DirLock(LOCK, "`exitspace train`", "stop it with `kill -TERM {pid}` (it checkpoints first)")
+SEARCH_LOCK = DirLock("search.lock", "`exitspace run` or `exitspace search`",
+                      "stop it with `kill -INT {pid}` (it stores its finished trials first)")
+"""One search per run directory: two would splice their trials into one study."""
+
+
+def lock_holder(run_dir: Path, lock: DirLock = TRAIN_LOCK) -> int | None:
+    """The pid of the process that holds ``run_dir``'s ``lock`` now, or None (also where ``fcntl`` is missing)."""
+    path = Path(run_dir) / lock.file
     if _fcntl is None or not path.is_file():
         return None
     with open(path) as handle:
@@ -94,22 +111,22 @@ def lock_holder(run_dir: Path) -> int | None:
 
 
 @contextmanager
-def run_dir_lock(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir/train.lock`` (an advisory lock the system drops when the process dies) for the duration;
-    a second `exitspace train` on the same directory gets a one-line RunDirError instead of overwriting
-    the first one's checkpoints. Where ``fcntl`` is missing (Windows), nothing is locked."""
+def run_dir_lock(run_dir: Path, lock: DirLock = TRAIN_LOCK) -> Iterator[None]:
+    """Hold ``run_dir``'s ``lock`` (an advisory lock the system drops when the process dies) for the duration;
+    a second process of the lock's commands on the same directory gets a one-line RunDirError instead of
+    overwriting the first one's checkpoints or trials. Where ``fcntl`` is missing (Windows), nothing is locked."""
     if _fcntl is None:  # pragma: no cover - Windows
         yield
         return
-    path = Path(run_dir) / LOCK
+    path = Path(run_dir) / lock.file
     with open(path, "a+") as handle:
         try:
             _fcntl.flock(handle, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "?"
-            raise RunDirError(f"{run_dir}: in use by another `exitspace train` (pid {holder}); wait for it to finish, "
-                              f"or stop it with `kill -TERM {holder}` (it checkpoints first)") from None
+            raise RunDirError(f"{run_dir}: in use by another {lock.commands} (pid {holder}); wait for it to finish, "
+                              f"or {lock.stop.format(pid=holder)}") from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
