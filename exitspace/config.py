@@ -84,7 +84,7 @@ class CostConfig(_Strict):
 class ThresholdSpace(_Strict):
     """Exit thresholds: one shared value (the paper) or one per exit, on a grid from ``low`` to ``high``."""
 
-    mode: str = Field("shared", description="exit rule: shared or per_exit (see search/threshold_modes.py)")
+    mode: str = Field("shared", description="exit rule: shared or per_exit (see dynamic/exit_rules.py)")
     low: float = 0.5
     high: float = 0.99
     step: float | None = 0.01
@@ -92,7 +92,7 @@ class ThresholdSpace(_Strict):
     @field_validator("mode")
     @classmethod
     def _mode(cls, value: str) -> str:
-        from exitspace.search.threshold_modes import check_mode
+        from exitspace.dynamic.exit_rules import check_mode
 
         return str(_ask_owner(check_mode, value))
 

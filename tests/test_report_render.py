@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
-from test_search_fixtures import ToyEvaluator
-from typer.testing import CliRunner
+from toys import ToyEvaluator
+from typer.testing import Result
 
-from exitspace.cli.main import app, register_commands
 from exitspace.config import parse_config
 from exitspace.report.render import chosen_designs, summary_text, write_report
 from exitspace.search.codesign import CodesignInputs, run_codesign
@@ -69,16 +69,15 @@ def test_summary_states_measured_headline(tmp_path: Path) -> None:
     assert chosen_designs(results, 3)[0].name == head.design
 
 
-def test_report_command_rerenders(tmp_path: Path) -> None:
+def test_report_command_rerenders(tmp_path: Path, cli: Callable[..., Result]) -> None:
     results = _results(tmp_path)
     run_dir = tmp_path / "r"
     (run_dir / "report").mkdir(parents=True)
     (run_dir / "report" / "results.json").write_text(json.dumps(results.to_json()))
-    register_commands()
-    out = CliRunner().invoke(app, ["report", str(run_dir), "--json"])
+    out = cli("report", run_dir, "--json")
     assert out.exit_code == 0, out.output
     assert (run_dir / "report" / "report.html").is_file()
-    bad = CliRunner().invoke(app, ["report", str(tmp_path / "missing")])
+    bad = cli("report", tmp_path / "missing")
     assert bad.exit_code == 2 and "not found" in bad.output
 
 
@@ -93,7 +92,7 @@ def test_mac_proxy_hypervolume_wording_for_zero_and_nonzero(tmp_path: Path) -> N
     assert "0.5000 against 1.2500 for the hardware-aware search (2.50x)" in " ".join(summary_text(results))
 
 
-def test_compare_fronts_at_equal_test_accuracy(tmp_path: Path) -> None:
+def test_compare_fronts_at_equal_test_accuracy(tmp_path: Path, cli: Callable[..., Result]) -> None:
     import math
 
     import pytest
@@ -128,9 +127,8 @@ def test_compare_fronts_at_equal_test_accuracy(tmp_path: Path) -> None:
 
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results.to_json()))
-    register_commands()
-    ok = CliRunner().invoke(app, ["compare", str(path), str(path), "--json", "--accuracies", "0.0"])
+    ok = cli("compare", path, path, "--json", "--accuracies", "0.0")
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["rows"][1]["lowest_elp"][0] == pytest.approx(row["lowest_elp"][0])
-    bad = CliRunner().invoke(app, ["compare", str(path), "--accuracies", "0.8,x"])
+    bad = cli("compare", path, "--accuracies", "0.8,x")
     assert bad.exit_code == 2 and "--accuracies" in bad.output

@@ -9,19 +9,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import Result
 
-from exitspace.cli.main import app, register_commands
 from exitspace.errors import DataError
 from exitspace.search.results import RESULTS_VERSION, dump_results, load_results, upgrade_file
 
-COMMITTED = Path(__file__).resolve().parents[1] / "results" / "resnet20_cifar10" / "report" / "results.json"
-
 
 @pytest.fixture
-def results_file(tmp_path: Path) -> Path:
+def results_file(repo: Path, tmp_path: Path) -> Path:
     """A copy of the committed ResNet-20 results.json."""
-    return Path(shutil.copy(COMMITTED, tmp_path / "results.json"))
+    return Path(shutil.copy(repo / "results" / "resnet20_cifar10" / "report" / "results.json", tmp_path / "results.json"))
 
 
 def test_committed_results_round_trip_exactly(results_file: Path) -> None:
@@ -31,11 +28,11 @@ def test_committed_results_round_trip_exactly(results_file: Path) -> None:
     assert dump_results(document) == results_file.read_text()
 
 
-def test_other_version_is_refused_in_one_line_and_version_1_upgrades(results_file: Path) -> None:
+def test_other_version_is_refused_in_one_line_and_version_1_upgrades(results_file: Path,
+                                                                     cli: Callable[..., Result]) -> None:
     data = json.loads(results_file.read_text())
     results_file.write_text(json.dumps({**data, "version": 1}))
-    register_commands()
-    out = CliRunner().invoke(app, ["report", str(results_file)])
+    out = cli("report", results_file)
     assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1
     assert "results version 1, this exitspace reads version 2" in out.output
     assert upgrade_file(results_file).to_json() == data

@@ -81,7 +81,7 @@ def test_killed_search_resumes(tmp_path: Path) -> None:
     script.write_text(
         "import sys, time\n"
         f"sys.path.insert(0, {str(REPO / 'tests')!r})\n"
-        "from test_search_fixtures import ToyEvaluator\n"
+        "from toys import ToyEvaluator\n"
         "from exitspace.config import parse_config\n"
         "from exitspace.search.space import DesignSpace\n"
         "from exitspace.search.engine import SearchProblem, run_search\n"
@@ -148,7 +148,7 @@ def test_alignment_sweep_on_the_quad_core() -> None:
 
 
 def test_null_precision_pairs_take_every_quantized_table(tmp_path: Path) -> None:
-    from test_search_fixtures import synthetic_table
+    from toys import synthetic_table
 
     from exitspace.config import parse_config
     from exitspace.flow.phases import Phases

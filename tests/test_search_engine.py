@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from test_search_fixtures import ToyEvaluator
+from toys import ToyEvaluator
 
 from exitspace.config import parse_config
 from exitspace.errors import ConfigError, InfeasibleError
@@ -148,6 +148,8 @@ def test_hypervolume_known_values() -> None:
     assert hypervolume(np.array([[0.5, 0.5]]), ref) == pytest.approx(0.25)
     assert hypervolume(np.array([[0.5, 0.5], [0.25, 0.75]]), ref) == pytest.approx(0.25 + 0.25 * 0.25)
     assert hypervolume(np.array([[1.5, 0.1]]), ref) == 0.0
+    cube = np.array([[0.5, 0.5, 0.5], [0.25, 0.75, 0.5]])  # 3 objectives: the union of two boxes
+    assert hypervolume(cube, np.ones(3)) == pytest.approx(0.125 + 0.75 * 0.25 * 0.5 - 0.5 * 0.25 * 0.5)
 
 
 def test_hypervolume_curve_never_decreases(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
-from test_search_fixtures import ToyEvaluator
+from toys import ToyEvaluator
 from typer.testing import CliRunner
 
 from exitspace.cli.hardware_cmds import export_system

@@ -21,7 +21,7 @@ from exitspace.train.exit_table import ExitTable
 from exitspace.train.pipeline import exit_table_path, load_teachers, make_loaders, run_training
 from exitspace.train.progress import Reporter
 from exitspace.train.teachers import TeacherEnsemble
-from test_train import _config
+from tiny_training import tiny_config
 
 
 def _train(config, run_dir: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -85,12 +85,12 @@ def test_loader_shows_one_stored_view_per_image_with_its_target() -> None:
 
 def _teacher_run(tmp_path: Path) -> Path:
     teacher_dir = tmp_path / "teacher"
-    _train(_config(), teacher_dir)
+    _train(tiny_config(), teacher_dir)
     return teacher_dir
 
 
 def _student(teacher_dir: Path, **loss: Any):  # type: ignore[no-untyped-def]
-    return _config(loss={"teachers": [str(teacher_dir)], "teacher_weight": 0.7, **loss})
+    return tiny_config(loss={"teachers": [str(teacher_dir)], "teacher_weight": 0.7, **loss})
 
 
 def test_stored_predictions_are_the_teachers_on_each_view_and_resume(tmp_path: Path,

@@ -18,38 +18,17 @@ from exitspace.train.config import load_train_config, parse_train_config
 from exitspace.train.exit_table import ExitTable
 from exitspace.train.losses import eenn_loss, head_loss_weights
 from exitspace.train.pipeline import exit_table_path, run_training
-from exitspace.train.progress import Reporter
 from exitspace.train.results import export_results
 from exitspace.train.trainer import TrainingInterrupted, rebuilt_schedule
+
+from tiny_training import quiet_reporter, table_hash, tiny_config
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "train" / "smoke.yaml"
 
 
-def _config(**overrides: Any):  # type: ignore[no-untyped-def]
-    data: dict[str, Any] = {
-        "name": "tiny",
-        "model": {"backbone": "small_cnn", "head_types": ["pool4_fc1"]},
-        "data": {"name": "synthetic", "val_size": 64, "synthetic_train": 320, "synthetic_test": 64, "synthetic_size": 16},
-        "optim": {"epochs": 2, "batch_size": 64, "lr": 0.05},
-        "qat": {"pairs": ["32/32"], "epochs": 2, "calibration_batches": 1},
-        "runtime": {"threads": 1, "eval_batch_size": 128, "bf16": True},
-    }
-    for section, values in overrides.items():
-        data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
-    return parse_train_config(data)
-
-
-def _quiet(run_dir: Path) -> Reporter:
-    return Reporter(log_file=run_dir / "train.log", quiet=True)
-
-
-def _hash(run_dir: Path, pair: tuple[int, int]) -> str:
-    return ExitTable.load(exit_table_path(run_dir, pair)).meta["model_hash"]
-
-
 def test_end_to_end_smoke_config_learns_and_writes_tables(tmp_path: Path) -> None:
     config = load_train_config(SMOKE)
-    summary = run_training(config, tmp_path, pairs=["32/32", "8/4"], reporter=_quiet(tmp_path))
+    summary = run_training(config, tmp_path, pairs=["32/32", "8/4"], reporter=quiet_reporter(tmp_path))
     for pair in ((32, 32), (8, 4)):
         table = ExitTable.load(exit_table_path(tmp_path, pair))
         assert table.head_keys == summary["head_keys"] and table.logits["test"].shape == (256, 8, 10)
@@ -71,31 +50,31 @@ def test_end_to_end_smoke_config_learns_and_writes_tables(tmp_path: Path) -> Non
 
 
 def test_float_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None:
-    config = _config()
-    run_training(config, tmp_path / "a", reporter=_quiet(tmp_path / "a"))
+    config = tiny_config()
+    run_training(config, tmp_path / "a", reporter=quiet_reporter(tmp_path / "a"))
     steps_per_epoch = 256 // 64
     with pytest.raises(TrainingInterrupted):
-        run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=steps_per_epoch + 2)
+        run_training(config, tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"), stop_after_steps=steps_per_epoch + 2)
     assert (tmp_path / "b" / "float" / "checkpoint.pt").is_file() and not (tmp_path / "b" / "float" / "done.json").exists()
-    run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+    run_training(config, tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"))
     assert "resuming after epoch 1/2" in (tmp_path / "b" / "train.log").read_text()
-    assert _hash(tmp_path / "a", (32, 32)) == _hash(tmp_path / "b", (32, 32))
+    assert table_hash(tmp_path / "a", (32, 32)) == table_hash(tmp_path / "b", (32, 32))
     # a third run skips everything and changes nothing
     before = exit_table_path(tmp_path / "b", (32, 32)).stat().st_mtime_ns
-    run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+    run_training(config, tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"))
     assert exit_table_path(tmp_path / "b", (32, 32)).stat().st_mtime_ns == before
 
 
 def test_qat_resume_mid_phase_matches_uninterrupted(tmp_path: Path) -> None:
-    config = _config(optim={"epochs": 1}, qat={"pairs": ["8/4"], "epochs": 2})
-    run_training(config, tmp_path / "a", reporter=_quiet(tmp_path / "a"))
+    config = tiny_config(optim={"epochs": 1}, qat={"pairs": ["8/4"], "epochs": 2})
+    run_training(config, tmp_path / "a", reporter=quiet_reporter(tmp_path / "a"))
     qat_steps_per_epoch = 4  # the float phase (4 steps) stays below the limit, which counts per phase
     with pytest.raises(TrainingInterrupted):
-        run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=qat_steps_per_epoch + 1)
+        run_training(config, tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"), stop_after_steps=qat_steps_per_epoch + 1)
     assert (tmp_path / "b" / "qat_b8_e4" / "checkpoint.pt").is_file()
-    run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+    run_training(config, tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"))
     assert "qat 8/4: resuming after epoch 1/2" in (tmp_path / "b" / "train.log").read_text()
-    assert _hash(tmp_path / "a", (8, 4)) == _hash(tmp_path / "b", (8, 4))
+    assert table_hash(tmp_path / "a", (8, 4)) == table_hash(tmp_path / "b", (8, 4))
 
 
 def test_loss_weights_and_distillation() -> None:
@@ -138,7 +117,7 @@ def test_cli_train_json_and_errors(tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
     import yaml
 
-    config.write_text(yaml.safe_dump(_config(optim={"epochs": 1}).model_dump(mode="json")))
+    config.write_text(yaml.safe_dump(tiny_config(optim={"epochs": 1}).model_dump(mode="json")))
     result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run"), "--pairs", "32/32", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout.strip().splitlines()[-1])
@@ -153,40 +132,40 @@ def test_cli_train_json_and_errors(tmp_path: Path) -> None:
 
 def test_changed_epoch_count_rescales_schedule_on_resume(tmp_path: Path) -> None:
     with pytest.raises(TrainingInterrupted):
-        run_training(_config(optim={"epochs": 4}), tmp_path, reporter=_quiet(tmp_path), stop_after_steps=5)
-    summary = run_training(_config(optim={"epochs": 2}), tmp_path, reporter=_quiet(tmp_path))
+        run_training(tiny_config(optim={"epochs": 4}), tmp_path, reporter=quiet_reporter(tmp_path), stop_after_steps=5)
+    summary = run_training(tiny_config(optim={"epochs": 2}), tmp_path, reporter=quiet_reporter(tmp_path))
     assert "schedule rescaled from 4 to 2 epochs at epoch 1" in (tmp_path / "train.log").read_text()
     history = summary["float_history"]
-    fresh = run_training(_config(optim={"epochs": 2}), tmp_path / "fresh", reporter=_quiet(tmp_path / "fresh"))
+    fresh = run_training(tiny_config(optim={"epochs": 2}), tmp_path / "fresh", reporter=quiet_reporter(tmp_path / "fresh"))
     assert len(history) == 2 and history[-1]["lr_end"] == pytest.approx(fresh["float_history"][-1]["lr_end"])
     assert history[-1]["lr_end"] < 0.1 * history[0]["lr_end"]
 
 
 def test_resuming_under_a_changed_config_is_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(TrainingInterrupted):
-        run_training(_config(), tmp_path, reporter=_quiet(tmp_path), stop_after_steps=5)
+        run_training(tiny_config(), tmp_path, reporter=quiet_reporter(tmp_path), stop_after_steps=5)
     for changed, field in (({"loss": {"distill_weight": 0.5}}, "loss.distill_weight"),
                            ({"model": {"head_types": ["gap_fc"]}}, "model.head_types"),
                            ({"data": {"cutout": 4}}, "data.cutout")):
         with pytest.raises(ConfigError, match=rf"^{field}: .* was trained with .*use a new --run-dir, or restore {field}"):
-            run_training(_config(**changed), tmp_path, reporter=_quiet(tmp_path))
+            run_training(tiny_config(**changed), tmp_path, reporter=quiet_reporter(tmp_path))
     # the same model spelt out with its defaults, other threads, a new run name and QAT recipe resume
-    same = _config(name="renamed", model={"width": 1.0}, runtime={"threads": 2}, qat={"lr": 0.002})
-    run_training(same, tmp_path, reporter=_quiet(tmp_path))
+    same = tiny_config(name="renamed", model={"width": 1.0}, runtime={"threads": 2}, qat={"lr": 0.002})
+    run_training(same, tmp_path, reporter=quiet_reporter(tmp_path))
     assert "resuming after epoch 1/2" in (tmp_path / "train.log").read_text()
 
 
 def test_qat_recipe_is_fixed_only_while_a_qat_phase_is_half_done(tmp_path: Path) -> None:
-    config = _config(optim={"epochs": 1}, qat={"pairs": ["8/4"], "epochs": 2})
+    config = tiny_config(optim={"epochs": 1}, qat={"pairs": ["8/4"], "epochs": 2})
     with pytest.raises(TrainingInterrupted):
-        run_training(config, tmp_path, reporter=_quiet(tmp_path), stop_after_steps=5)
+        run_training(config, tmp_path, reporter=quiet_reporter(tmp_path), stop_after_steps=5)
     assert (tmp_path / "qat_b8_e4" / "checkpoint.pt").is_file()
     with pytest.raises(ConfigError, match=r"^qat\.lr: "):
-        run_training(_config(optim={"epochs": 1}, qat={"pairs": ["8/4"], "epochs": 2, "lr": 0.01}), tmp_path,
-                     reporter=_quiet(tmp_path))
-    run_training(config, tmp_path, reporter=_quiet(tmp_path))
-    more = _config(optim={"epochs": 1}, qat={"pairs": ["8/4", "8/8"], "epochs": 2, "lr": 0.01})
-    summary = run_training(more, tmp_path, reporter=_quiet(tmp_path))  # 8/4 is done: a new recipe for 8/8
+        run_training(tiny_config(optim={"epochs": 1}, qat={"pairs": ["8/4"], "epochs": 2, "lr": 0.01}), tmp_path,
+                     reporter=quiet_reporter(tmp_path))
+    run_training(config, tmp_path, reporter=quiet_reporter(tmp_path))
+    more = tiny_config(optim={"epochs": 1}, qat={"pairs": ["8/4", "8/8"], "epochs": 2, "lr": 0.01})
+    summary = run_training(more, tmp_path, reporter=quiet_reporter(tmp_path))  # 8/4 is done: a new recipe for 8/8
     assert set(summary["pairs"]) == {"8/4", "8/8"}
 
 
@@ -236,8 +215,8 @@ def test_failed_compile_falls_back_to_eager_with_one_log_line(tmp_path: Path, mo
             raise RuntimeError("no C++ compiler found")
 
     monkeypatch.setattr(torch, "compile", lambda model: Broken())
-    eager = run_training(_config(), tmp_path / "eager", reporter=_quiet(tmp_path / "eager"))
-    fallback = run_training(_config(runtime={"compile": True}), tmp_path / "c", reporter=_quiet(tmp_path / "c"))
+    eager = run_training(tiny_config(), tmp_path / "eager", reporter=quiet_reporter(tmp_path / "eager"))
+    fallback = run_training(tiny_config(runtime={"compile": True}), tmp_path / "c", reporter=quiet_reporter(tmp_path / "c"))
     assert fallback["pairs"]["32/32"]["model_hash"] == eager["pairs"]["32/32"]["model_hash"]  # same training
     log = (tmp_path / "c" / "train.log").read_text()
     assert "torch.compile failed (RuntimeError: no C++ compiler found); training eagerly" in log
@@ -247,7 +226,7 @@ def test_head_lr_scales_put_early_and_final_heads_in_slower_groups_in_float_and_
     from exitspace.data.registry import load_splits
     from exitspace.train.pipeline import _float_settings, qat_settings, build_float_model, model_spec
 
-    config = _config(model={"head_types": ["pool4_fc1", "pool4_fc2"]},
+    config = tiny_config(model={"head_types": ["pool4_fc1", "pool4_fc2"]},
                      optim={"head_lr_scale": 0.1, "final_head_lr_scale": 0.5, "epochs": 1})
     model = build_float_model(config, model_spec(config, load_splits(config.data)))
     early, final = ({id(p) for p in model.head_parameters(final=flag)} for flag in (False, True))
@@ -267,12 +246,12 @@ def test_head_lr_scales_put_early_and_final_heads_in_slower_groups_in_float_and_
         rebuilt = rebuilt_schedule(settings, optimizer, 100, 15)  # as a resume with a changed epoch count does
         assert rebuilt.get_last_lr() == pytest.approx(rates)
     assert not qat_settings(config, model).compile  # ResNet-20's two short QAT epochs do not repay a compile
-    assert qat_settings(_config(runtime={"compile_qat": True}), model).compile
-    only_early = _float_settings(_config(optim={"head_lr_scale": 0.1}), model).make_optimizer(model)
+    assert qat_settings(tiny_config(runtime={"compile_qat": True}), model).compile
+    only_early = _float_settings(tiny_config(optim={"head_lr_scale": 0.1}), model).make_optimizer(model)
     assert [g.get("lr_scale") for g in only_early.param_groups] == [None, 0.1]
-    unscaled = _float_settings(_config(), model).make_optimizer(model)
+    unscaled = _float_settings(tiny_config(), model).make_optimizer(model)
     assert len(unscaled.param_groups) == 1  # older checkpoints (one group) keep loading
-    summary = run_training(config, tmp_path, reporter=_quiet(tmp_path))
+    summary = run_training(config, tmp_path, reporter=quiet_reporter(tmp_path))
     assert max(summary["pairs"]["32/32"]["accuracy"]["test"].values()) > 0.1
 
 
@@ -281,15 +260,15 @@ def test_swa_averages_the_epoch_weights_resumes_and_fixes_its_recipe_once_used(t
 
     base: dict[str, Any] = {"optim": {"epochs": 1}, "qat": {"pairs": ["32/32"]}}
     with pytest.raises(TrainingInterrupted):  # float half done without SWA: adding SWA is still allowed
-        run_training(_config(**base), tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=2)
-    config = _config(**base, swa={"epochs": 2, "lr": 0.02})
+        run_training(tiny_config(**base), tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"), stop_after_steps=2)
+    config = tiny_config(**base, swa={"epochs": 2, "lr": 0.02})
     with pytest.raises(TrainingInterrupted):  # float (4 steps) completes, SWA stops in its second epoch
-        run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=5)
+        run_training(config, tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"), stop_after_steps=5)
     swa_dir = tmp_path / "b" / "swa"
     after_first = load_checkpoint(swa_dir / "checkpoint.pt")["model"]
     with pytest.raises(ConfigError, match=r"^swa\.lr: "):
-        run_training(_config(**base, swa={"epochs": 2, "lr": 0.05}), tmp_path / "b", reporter=_quiet(tmp_path / "b"))
-    summary = run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+        run_training(tiny_config(**base, swa={"epochs": 2, "lr": 0.05}), tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"))
+    summary = run_training(config, tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"))
     after_second = load_checkpoint(swa_dir / "checkpoint.pt")["model"]
     averaged = load_checkpoint(swa_dir / "model.pt")["model"]
     parameters = [key for key in averaged if not key.endswith(("running_mean", "running_var", "num_batches_tracked"))]
@@ -300,19 +279,19 @@ def test_swa_averages_the_epoch_weights_resumes_and_fixes_its_recipe_once_used(t
     assert not torch.equal(averaged[running], after_second[running])  # BatchNorm statistics recomputed
     assert summary["swa_history"][-1]["epoch"] == "average" and "val_acc_last_head" in summary["swa_history"][-1]
     assert ExitTable.load(exit_table_path(tmp_path / "b", (32, 32))).meta["swa"] == {"epochs": 2, "lr": 0.02}
-    run_training(config, tmp_path / "a", reporter=_quiet(tmp_path / "a"))
-    assert _hash(tmp_path / "a", (32, 32)) == _hash(tmp_path / "b", (32, 32))
+    run_training(config, tmp_path / "a", reporter=quiet_reporter(tmp_path / "a"))
+    assert table_hash(tmp_path / "a", (32, 32)) == table_hash(tmp_path / "b", (32, 32))
 
 
 def test_resume_within_an_epoch_matches_uninterrupted(tmp_path: Path) -> None:
-    config = _config(runtime={"checkpoint_minutes": 0})  # a checkpoint after every step
-    run_training(_config(), tmp_path / "a", reporter=_quiet(tmp_path / "a"))
+    config = tiny_config(runtime={"checkpoint_minutes": 0})  # a checkpoint after every step
+    run_training(tiny_config(), tmp_path / "a", reporter=quiet_reporter(tmp_path / "a"))
     with pytest.raises(TrainingInterrupted):  # 4 steps an epoch: stop in the middle of the second
-        run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"), stop_after_steps=6)
-    run_training(config, tmp_path / "b", reporter=_quiet(tmp_path / "b"))
+        run_training(config, tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"), stop_after_steps=6)
+    run_training(config, tmp_path / "b", reporter=quiet_reporter(tmp_path / "b"))
     log = (tmp_path / "b" / "train.log").read_text()
     assert "resuming after epoch 1/2, step 2/4 of the next" in log
-    assert _hash(tmp_path / "a", (32, 32)) == _hash(tmp_path / "b", (32, 32))
+    assert table_hash(tmp_path / "a", (32, 32)) == table_hash(tmp_path / "b", (32, 32))
     first = json.loads((tmp_path / "a" / "summary.json").read_text())["float_history"]
     resumed = json.loads((tmp_path / "b" / "summary.json").read_text())["float_history"]
     assert [r["train_loss"] for r in resumed] == pytest.approx([r["train_loss"] for r in first])

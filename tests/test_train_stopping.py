@@ -15,7 +15,7 @@ from exitspace.train.pipeline import run_training
 from exitspace.train.progress import Reporter
 from exitspace.train.stopping import (TrainingStopped, lock_holder, run_dir_lock, steps_take_stops, stop_requested,
                                       stop_signals)
-from test_train import _config, _hash, _quiet
+from tiny_training import quiet_reporter, table_hash, tiny_config
 
 STEPS_PER_EPOCH = 256 // 64  # _config: 256 training images (320 less 64 for validation), batch 64
 
@@ -40,8 +40,8 @@ class _SignalAtStep(Reporter):
 ])
 def test_a_signal_stops_at_the_next_step_with_a_checkpoint_and_the_resumed_run_matches(
         tmp_path: Path, signum: int, at: int, where: tuple[int, int]) -> None:
-    config = _config()
-    run_training(config, tmp_path / "a", reporter=_quiet(tmp_path / "a"))
+    config = tiny_config()
+    run_training(config, tmp_path / "a", reporter=quiet_reporter(tmp_path / "a"))
     stopped = tmp_path / "b"
     with pytest.raises(TrainingStopped, match=r"^float: stopped .*; checkpoint written, re-run to resume$"):
         run_training(config, stopped, reporter=_SignalAtStep(stopped, at, signum))
@@ -49,8 +49,8 @@ def test_a_signal_stops_at_the_next_step_with_a_checkpoint_and_the_resumed_run_m
     assert (state["epoch"], state["step"]) == where and not (stopped / "float" / "done.json").exists()
     assert f"{signal.Signals(signum).name}: stopping after this step" in (stopped / "train.log").read_text()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and not stop_requested()  # handlers restored
-    run_training(config, stopped, reporter=_quiet(stopped))
-    assert _hash(tmp_path / "a", (32, 32)) == _hash(stopped, (32, 32))
+    run_training(config, stopped, reporter=quiet_reporter(stopped))
+    assert table_hash(tmp_path / "a", (32, 32)) == table_hash(stopped, (32, 32))
 
 
 def test_a_second_signal_or_one_outside_the_steps_stops_at_once() -> None:
@@ -73,7 +73,7 @@ def test_a_second_run_on_a_busy_run_directory_is_refused_in_one_line(tmp_path: P
         assert lock_holder(tmp_path) == os.getpid()  # what train-status shows
         with pytest.raises(RunDirError, match=rf"in use by another `exitspace train` \(pid {os.getpid()}\); wait for "
                                               rf"it to finish, or stop it with `kill -TERM {os.getpid()}`"):
-            run_training(_config(), tmp_path, reporter=_quiet(tmp_path))
+            run_training(tiny_config(), tmp_path, reporter=quiet_reporter(tmp_path))
         assert not (tmp_path / "float").exists()
     assert lock_holder(tmp_path) is None
-    run_training(_config(optim={"epochs": 1}), tmp_path, reporter=_quiet(tmp_path))  # free again once released
+    run_training(tiny_config(optim={"epochs": 1}), tmp_path, reporter=quiet_reporter(tmp_path))  # free again once released

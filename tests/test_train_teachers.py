@@ -15,7 +15,7 @@ from exitspace.train.exit_table import ExitTable
 from exitspace.train.losses import eenn_loss
 from exitspace.train.pipeline import exit_table_path, run_training
 from exitspace.train.progress import Reporter
-from test_train import _config
+from tiny_training import tiny_config
 
 
 def _train(config, run_dir: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -39,9 +39,9 @@ def test_teacher_loss_mixes_into_the_final_heads_only() -> None:
 
 def test_student_trains_with_teachers_and_records_them(tmp_path: Path) -> None:
     teacher_dir = tmp_path / "teacher"
-    _train(_config(optim={"epochs": 3}), teacher_dir)
-    alone = _train(_config(), tmp_path / "alone")
-    student = _train(_config(loss={"teachers": [str(teacher_dir)], "teacher_weight": 0.7}), tmp_path / "student")
+    _train(tiny_config(optim={"epochs": 3}), teacher_dir)
+    alone = _train(tiny_config(), tmp_path / "alone")
+    student = _train(tiny_config(loss={"teachers": [str(teacher_dir)], "teacher_weight": 0.7}), tmp_path / "student")
     table = ExitTable.load(exit_table_path(tmp_path / "student", (32, 32)))
     teacher_hash = ExitTable.load(exit_table_path(teacher_dir, (32, 32))).meta["model_hash"]
     assert table.meta["teachers"] == [{"run_dir": str(teacher_dir), "model_hash": teacher_hash}]
@@ -64,11 +64,11 @@ def test_teacher_guards_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"loss: teachers and teacher_weight go together"):
         parse_train_config({"loss": {"teachers": ["runs/x"]}})
     with pytest.raises(ConfigError, match=r"loss.teachers: .* not an `exitspace train` run directory"):
-        _train(_config(loss={"teachers": [str(tmp_path / "none")], "teacher_weight": 0.5}), tmp_path / "a")
+        _train(tiny_config(loss={"teachers": [str(tmp_path / "none")], "teacher_weight": 0.5}), tmp_path / "a")
     other_split = tmp_path / "other_split"
-    _train(_config(data={"split_seed": 1}), other_split)
+    _train(tiny_config(data={"split_seed": 1}), other_split)
     with pytest.raises(ConfigError, match=r"loss.teachers: .* must share the split"):
-        _train(_config(loss={"teachers": [str(other_split)], "teacher_weight": 0.5}), tmp_path / "b")
+        _train(tiny_config(loss={"teachers": [str(other_split)], "teacher_weight": 0.5}), tmp_path / "b")
 
 
 def test_relative_teacher_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
@@ -111,13 +111,13 @@ def test_exported_weights_teach_as_the_run_directory_did(tmp_path: Path) -> None
     from exitspace.train.results import export_results
 
     run_dir, exported = tmp_path / "teacher", tmp_path / "results" / "teacher"
-    _train(_config(swa={"epochs": 1, "lr": 0.01}), run_dir)  # QAT starts from the SWA phase: that one is exported
+    _train(tiny_config(swa={"epochs": 1, "lr": 0.01}), run_dir)  # QAT starts from the SWA phase: that one is exported
     info = export_results(run_dir, exported, weights=True)
     assert sorted(p.name for p in exported.iterdir()) == ["config.yaml", "exit_table_b32_e32.npz", "results.md",
                                                          "summary.json", "swa", "weights"]
     assert 0 < info["weight_bytes"] == (exported / "swa" / "model.pt").stat().st_size
     assert "can serve as a teacher" in (exported / "results.md").read_text()
-    student = _config(loss={"teachers": [str(run_dir)], "teacher_weight": 0.5})
+    student = tiny_config(loss={"teachers": [str(run_dir)], "teacher_weight": 0.5})
     splits = load_splits(student.data)
     x = torch.randn(4, 3, 16, 16)
     original = load_teachers(student, splits)

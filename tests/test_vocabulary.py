@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from exitspace.config import parse_config
+from exitspace.dynamic import exit_rules
 from exitspace.dynamic.confidence import MEASURES, confidence, measure
 from exitspace.errors import ConfigError
-from exitspace.search import threshold_modes
 
 
 @pytest.mark.parametrize(
@@ -50,6 +50,6 @@ def test_threshold_modes_draw_named_parameters() -> None:
         drawn.append(name)
         return 0.5 + 0.1 * len(drawn)
 
-    assert threshold_modes.MODES["shared"](draw, ["A", "B", "C"], ["A", "C"]) == (0.6, 0.6)
-    assert threshold_modes.MODES["per_exit"](draw, ["A", "B", "C"], ["A", "C"]) == pytest.approx((0.7, 0.9))
+    assert exit_rules.MODES["shared"](draw, ["A", "B", "C"], ["A", "C"]) == (0.6, 0.6)
+    assert exit_rules.MODES["per_exit"](draw, ["A", "B", "C"], ["A", "C"]) == pytest.approx((0.7, 0.9))
     assert drawn == ["threshold", "threshold_A", "threshold_B", "threshold_C"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import moocore
 import numpy as np
-from optuna._hypervolume import compute_hypervolume  # Optuna's WFG implementation (exact)
 
 from exitspace.search.engine import TrialResult
 
@@ -37,13 +37,14 @@ def reference_point(objectives: list[str], reference: Mapping[str, float]) -> np
 
 
 def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
-    """Exact hypervolume of the points (minimisation) that dominate ``ref``; 0 when none does."""
+    """Exact hypervolume of the points (minimisation) that dominate ``ref``; 0 when none does (moocore's
+    implementation; Optuna offers none in its public API)."""
     if points.size == 0:
         return 0.0
     inside = points[np.all(points < ref, axis=1)]
     if inside.size == 0:
         return 0.0
-    return float(compute_hypervolume(inside, ref))
+    return float(moocore.hypervolume(inside, ref=ref))
 
 
 def hypervolume_curve(

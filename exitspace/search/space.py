@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from exitspace.config import SpaceConfig
+from exitspace.dynamic.exit_rules import MODES
 from exitspace.errors import ConfigError
 from exitspace.precision import PrecisionPair, pair_label, parse_pair
-from exitspace.search.threshold_modes import MODES
 
 def short_head(head: str) -> str:
     """``pool4_fc2`` -> ``fc2``, ``gap_fc`` -> ``gap`` (for names and tables)."""
