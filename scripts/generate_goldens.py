@@ -36,9 +36,32 @@ DEFAULT_OUT = ROOT / "tests" / "goldens"
 # ------------------------------------------------------------------------------------------------ cores
 
 
-def load_core(name: str) -> Core:
-    """A core preset of the hardware stage (``edge_tpu_like``: the paper's core; ``tpu_like``: ZigZag's)."""
-    return hardware.load_core(name)
+# ZigZag's bundled cores that exitspace has no preset for, each with the mapping file ZigZag pairs it with.
+ZIGZAG_BUNDLED: dict[str, tuple[str, str]] = {
+    "ascend_like": ("ascend_like.yaml", "ascend_like.yaml"),
+    "meta_prototype": ("meta_prototype.yaml", "meta_prototype_like.yaml"),
+    "tesla_npu_like": ("tesla_npu_like.yaml", "tesla_npu_like.yaml"),
+}
+
+
+def load_core(name: str) -> tuple[Core, str | None]:
+    """A core preset of the hardware stage (``edge_tpu_like``: the paper's core; ``tpu_like``: ZigZag's), or
+    ``zigzag:<name>``: one of ZigZag's bundled cores read with its bundled mapping file. Also returns where a
+    non-preset core came from (kept in the golden file as ``core_origin``)."""
+    if not name.startswith("zigzag:"):
+        return hardware.load_core(name), None
+    import zigzag
+
+    from exitspace.hardware.zigzag_yaml import load_zigzag_core
+
+    bundled = name.removeprefix("zigzag:")
+    if bundled not in ZIGZAG_BUNDLED:
+        raise SystemExit(f"--cores: unknown bundled ZigZag core {bundled!r}; known: {sorted(ZIGZAG_BUNDLED)}")
+    hw_file, map_file = ZIGZAG_BUNDLED[bundled]
+    inputs = Path(zigzag.__file__).parent / "inputs"
+    core = load_zigzag_core(inputs / "hardware" / hw_file, mapping=inputs / "mapping" / map_file)
+    version = ZigZagBackend(lpf_limit=6).version.split("+")[0]
+    return core, f"{version}: zigzag/inputs/hardware/{hw_file} + zigzag/inputs/mapping/{map_file}"
 
 
 # ------------------------------------------------------------------------------------------------ layer sets
@@ -154,13 +177,16 @@ LAYER_SETS: dict[str, Callable[[], list[Layer]]] = {
     "mobilenetv2": mobilenetv2,
     "random": random_layers,
     "heldout": lambda: random_layers(count=40, seed=7),
+    "random22": lambda: random_layers(count=40, seed=22),  # issue 22's held-out set for ZigZag's other cores
+    "depthwise": lambda: [layer for layer in random_layers(count=120, seed=23) if layer.op == OpType.DEPTHWISE][:24],
 }
 
 # ------------------------------------------------------------------------------------------------ golden files
 
 
-def golden_path(out: Path, core: str, layer_set: str, bits: int) -> Path:
-    return out / f"{core}_{layer_set}_{bits}b.json"
+def golden_path(out: Path, core: str, layer_set: str, bits: int, literal: bool = False) -> Path:
+    """``<core>_<set>[_literal]_<bits>b.json``; ``_literal``: depthwise layers mapped with the dataflow as written."""
+    return out / f"{core}_{layer_set}{'_literal' if literal else ''}_{bits}b.json"
 
 
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
@@ -169,8 +195,10 @@ def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _new_payload(core: Core, layer_set: str, bits: int, backend: ZigZagBackend) -> dict[str, Any]:
+def _new_payload(core: Core, layer_set: str, bits: int, backend: ZigZagBackend, origin: str | None) -> dict[str, Any]:
+    extra = {} if origin is None else {"core_origin": origin}
     return {
+        **extra,
         "format": GOLDEN_FORMAT,
         "version": GOLDEN_VERSION,
         "set": layer_set,
@@ -182,11 +210,13 @@ def _new_payload(core: Core, layer_set: str, bits: int, backend: ZigZagBackend) 
     }
 
 
-def generate(core: Core, layer_set: str, bits: int, out: Path, backend: ZigZagBackend, force: bool) -> list[float]:
+def generate(
+    core: Core, layer_set: str, bits: int, out: Path, backend: ZigZagBackend, force: bool, origin: str | None = None
+) -> list[float]:
     """Fill one golden file; returns the seconds ZigZag took per newly costed layer."""
-    path = golden_path(out, core.name, layer_set, bits)
+    path = golden_path(out, core.name, layer_set, bits, literal=not backend.depthwise_on_g)
     layers = [layer.with_precision(Precision.uniform(bits)) for layer in LAYER_SETS[layer_set]()]
-    payload = _new_payload(core, layer_set, bits, backend)
+    payload = _new_payload(core, layer_set, bits, backend, origin)
     if path.exists() and not force:
         existing = json.loads(path.read_text())
         if existing.get("core") != payload["core"] or existing.get("backend_version") != backend.version:
@@ -240,12 +270,15 @@ def generate(core: Core, layer_set: str, bits: int, out: Path, backend: ZigZagBa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cores", default="edge_tpu_like,tpu_like", help="comma-separated core names")
+    parser.add_argument("--cores", default="edge_tpu_like,tpu_like",
+                        help=f"comma-separated core presets, or zigzag:<name> for {sorted(ZIGZAG_BUNDLED)}")
     parser.add_argument("--sets", default=",".join(LAYER_SETS), help=f"comma-separated, of {list(LAYER_SETS)}")
     parser.add_argument("--bits", default="8,4", help="comma-separated bit widths")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="golden directory")
     parser.add_argument("--lpf", type=int, default=6, help="ZigZag LOMA lpf_limit")
     parser.add_argument("--force", action="store_true", help="regenerate files made with another core/backend")
+    parser.add_argument("--literal-depthwise", action="store_true",
+                        help="map depthwise layers with the dataflow as written (ZigZag's default), not K -> G")
     args = parser.parse_args(argv)
     sets = [s for s in args.sets.split(",") if s]
     for name in sets:
@@ -253,13 +286,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--sets: unknown set {name!r}; known: {list(LAYER_SETS)}")
     bits = [int(b) for b in args.bits.split(",") if b]
     cores = [load_core(name) for name in args.cores.split(",") if name]
-    backend = ZigZagBackend(lpf_limit=args.lpf)
+    backend = ZigZagBackend(lpf_limit=args.lpf, depthwise_on_g=not args.literal_depthwise)
     args.out.mkdir(parents=True, exist_ok=True)
     seconds: list[float] = []
     for layer_set in sets:  # sets outermost: small sweeps finish first on every core
         for width in bits:
             for core in cores:
-                seconds += generate(core, layer_set, width, args.out, backend, args.force)
+                seconds += generate(core[0], layer_set, width, args.out, backend, args.force, core[1])
     if seconds:
         print(f"zigzag seconds per layer: median {statistics.median(seconds):.2f}, n={len(seconds)}", flush=True)
     return 0

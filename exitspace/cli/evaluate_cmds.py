@@ -197,6 +197,11 @@ def evaluate(
         Optional[Path], typer.Option(help="write the allocation JSON here (reusable with --allocation FILE)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    profile: Annotated[
+        str,
+        typer.Option(help="cost profile: exitspace (its own accounting) or stream (the paper's Stream fork's, to "
+                     "reproduce its figures; see docs/stream-profile.md)"),
+    ] = "exitspace",
 ) -> None:
     """Cost of an EENN on a multi-core system: per-stage table from ONE allocation, E_avg, L_avg, both
     energy-latency products, the static baseline and the reduction, exit overhead, latency percentiles."""
@@ -209,6 +214,11 @@ def evaluate(
         exit_table=exit_table, thresholds=None if thresholds is None else _floats(thresholds, "--thresholds"),
         target_drop=target_drop, max_cost_ratio=max_cost_ratio,
     )
+    if profile not in PROFILES:
+        raise ConfigError(f"--profile: unknown cost profile {profile!r}; use one of {list(PROFILES)}")
+    if profile == "stream":
+        _stream_profile(request, out, as_json)
+        return
     phases = StatusPhases()
     try:
         result, found = evaluate_request(request, phases)
@@ -219,6 +229,45 @@ def evaluate(
         print(json.dumps(result))
     else:
         _print(result)
+
+
+PROFILES = ("exitspace", "stream")
+
+
+def _stream_profile(request: EvaluateRequest, out: Path | None, as_json: bool) -> None:
+    """Print (and write) the stream profile's figures: the paper's Stream accounting, per stage and averaged."""
+    from exitspace.flow.evaluate import build_workload
+    from exitspace.hardware.loader import load_system
+    from exitspace.mapping import resolve_exits
+    from exitspace.mapping.stream_profile import stream_figures
+
+    if request.ratios is None:
+        raise ConfigError("--profile stream: give the exit ratios with --ratios (exit tables are not read by this profile)")
+    with err_console.status("stream profile: per-layer costs and the layer-by-layer schedule"):
+        workload = build_workload(request.model, request.workload_file, request.width, request.heads, request.bits)
+        system = load_system(request.hardware)
+        keys = resolve_exits(workload, request.exits, request.heads)
+        figures = stream_figures(workload, keys, system, list(request.ratios)).to_dict()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(figures, indent=1))
+    if as_json:
+        print(json.dumps(figures))
+        return
+    grid = Table(title=f"stream profile (the paper's Stream accounting) on {system.name}")
+    for name in ("exit", "ratio", "block cycles", "head cycles", "stage cycles", "stage energy uJ"):
+        grid.add_column(name, justify="right")
+    for ratio, stage in zip(figures["ratios"], figures["stages"]):
+        grid.add_row(stage["exit"], f"{ratio:.4f}", f"{stage['block_latency_cycles']:,.0f}",
+                     f"{stage['head_latency_cycles']:,.0f}", f"{stage['stage_latency_cycles']:,.0f}",
+                     f"{stage['stage_energy_pj'] / 1e6:,.2f}")
+    console.print(grid)
+    console.print(
+        f"avg ET {figures['avg_et_j_cycles']:.2f} J*cycles   avg latency {figures['avg_latency_cycles']:,.0f} cycles   "
+        f"avg energy {figures['avg_energy_j'] * 1e6:.1f} uJ   reduction vs static {figures['et_reduction_vs_static']:.3f}x   "
+        f"head share of latency {figures['head_latency_share']:.1%}"
+    )
+    console.print(f"[dim]{figures['note']}[/dim]")
 
 
 class StatusPhases(Phases):

@@ -7,7 +7,9 @@ Cores (each also usable as a single-core System of the same name):
 * ``tpu_like``, ``eyeriss_like``: ZigZag's bundled cores of those names.
 * ``edge_tpu_pooling``, ``edge_tpu_simd``, ``edge_tpu_offchip``: the paper's special cores.
 
-Systems: ``edge_tpu_quad``, the paper's quad-core accelerator (4 compute + pooling + SIMD + off-chip).
+Systems: ``edge_tpu_quad``, the paper's quad-core accelerator (4 compute + pooling + SIMD + off-chip);
+``stream_eenn_quad``, the same system exactly as the paper's Stream fork describes it (its 2d_mesh graph),
+the one the ``stream`` cost profile reproduces the paper's figures on.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ _CORE_KINDS: dict[str, CoreKind] = {
 }
 SYSTEM_PRESETS: dict[str, str] = {
     "edge_tpu_quad": "the paper's quad-core system: 4 edge_tpu_like + pooling + SIMD + off-chip, 2x2 mesh",
+    "stream_eenn_quad": "the paper's system as its Stream fork describes it (sys_EEEE): 2x2 mesh at 32 bit/cycle and 0 pJ",
 }
 
 

@@ -140,6 +140,12 @@ class LayerCostCache(CostCache):
 DEFAULT_CACHE = LayerCostCache()
 
 
+def route_table(system: System) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per core pair (positions in ``system.cores``): hops (-1: no route), bottleneck bandwidth (bits/cycle) and
+    energy per bit of the route transfers take (see :func:`_routes`)."""
+    return _routes(system)
+
+
 def _routes(system: System) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per core pair: hops, bottleneck bandwidth (bits/cycle) and energy per bit summed over the route.
 

@@ -53,6 +53,13 @@ class Precision:
         return cls(weight=bits, input=bits, output=bits, psum=2 * bits if bits < 32 else 32)
 
 
+def _input_extent(out: int, kernel: int, stride: int, padding: int) -> int:
+    """The input size of one spatial axis: ``(out-1)*stride + kernel - 2*padding`` is the smallest that gives
+    ``out`` outputs, ``stride - 1`` more give the same; take the one nearest ``stride * out``."""
+    smallest = (out - 1) * stride + kernel - 2 * padding
+    return min(max(stride * out, smallest), smallest + stride - 1)
+
+
 @dataclass(frozen=True)
 class Layer:
     """One layer of a workload.
@@ -97,13 +104,15 @@ class Layer:
 
     @property
     def IY(self) -> int:
-        """Input rows read (before padding is removed), from output size, stride and kernel."""
-        return (self.OY - 1) * self.stride[0] + self.FY - 2 * self.padding[0]
+        """Input rows: of the sizes that give ``OY`` rows (PyTorch/ONNX floor rule), the one nearest
+        ``stride * OY`` (a padded stride-2 3x3 layer reads 14 rows for 7 outputs, not the 13 its last window
+        reaches; a stride-1 layer has a single size)."""
+        return _input_extent(self.OY, self.FY, self.stride[0], self.padding[0])
 
     @property
     def IX(self) -> int:
         """Input columns, as IY."""
-        return (self.OX - 1) * self.stride[1] + self.FX - 2 * self.padding[1]
+        return _input_extent(self.OX, self.FX, self.stride[1], self.padding[1])
 
     @property
     def macs(self) -> int:

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from exitspace.cost.analytical.evaluate import evaluate_arrays
+from exitspace.cost.analytical.layers import DEFAULT_OPTIONS, ModelOptions
 from exitspace.cost.base import LayerCost
 from exitspace.hardware.model import Core
 from exitspace.workload.layer import Layer
@@ -15,10 +16,14 @@ ANALYTICAL_VERSION = "1.1.0"
 
 
 class AnalyticalBackend:
-    """ZigZag-semantics cost model in closed form (``name = "analytical"``)."""
+    """ZigZag-semantics cost model in closed form (``name = "analytical"``); ``options`` picks a variant of its
+    semantics (see :class:`ModelOptions`), named in ``version`` so that caches keep the variants apart."""
 
     name = "analytical"
-    version = ANALYTICAL_VERSION
+
+    def __init__(self, options: ModelOptions = DEFAULT_OPTIONS) -> None:
+        self.options = options
+        self.version = ANALYTICAL_VERSION + options.tag
 
     def evaluate(self, layers: Sequence[Layer], core: Core) -> list[LayerCost]:
         """Cost of each layer on ``core``, in order (one vectorised pass)."""
@@ -28,7 +33,7 @@ class AnalyticalBackend:
         """Vectorised evaluation of many layers on one core."""
         if not layers:
             return []
-        r = evaluate_arrays(layers, core)
+        r = evaluate_arrays(layers, core, self.options)
         out = []
         for i, layer in enumerate(layers):
             out.append(
@@ -53,5 +58,5 @@ class AnalyticalBackend:
 
     def evaluate_table(self, layers: Sequence[Layer], core: Core) -> dict[str, np.ndarray]:
         """Vectorised evaluation returning only arrays (latency, energy, compute, ...): the fast path for sweeps."""
-        r = evaluate_arrays(layers, core)
+        r = evaluate_arrays(layers, core, self.options)
         return {k: v for k, v in r.items() if isinstance(v, np.ndarray)}

@@ -9,7 +9,7 @@ import numpy as np
 
 from exitspace.cost.analytical.cases import case_arrays
 from exitspace.cost.analytical.latency import link_latency, port_stalls
-from exitspace.cost.analytical.layers import LayerArrays, layer_arrays, operands_of
+from exitspace.cost.analytical.layers import DEFAULT_OPTIONS, LayerArrays, ModelOptions, layer_arrays, operands_of
 from exitspace.cost.analytical.levels import level_data
 from exitspace.cost.analytical.loops import ND, ORDER_ARRAY, ORDERS
 from exitspace.cost.analytical.plan import CorePlan, core_plan, operand_view
@@ -23,7 +23,9 @@ from exitspace.workload.layer import Layer
 PerLevel = dict[int, dict[str, np.ndarray]]  # core.memories index -> core operand -> value per case
 
 
-def evaluate_arrays(layers: Sequence[Layer], core: Core) -> dict[str, np.ndarray | list]:
+def evaluate_arrays(
+    layers: Sequence[Layer], core: Core, options: ModelOptions = DEFAULT_OPTIONS
+) -> dict[str, np.ndarray | list]:
     """Cost every layer on ``core``; returns per-layer arrays (and per-level dicts) for the best loop order."""
     plan = core_plan(core)
     n = len(layers)
@@ -36,10 +38,10 @@ def evaluate_arrays(layers: Sequence[Layer], core: Core) -> dict[str, np.ndarray
     result = _empty_result(n)
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, layer in enumerate(layers):
-        groups.setdefault(operands_of(layer.op), []).append(i)
+        groups.setdefault(operands_of(layer.op, options), []).append(i)
     for operands, idx in groups.items():
         sub = [layers[i] for i in idx]
-        part = _evaluate_group(sub, plan, operands)
+        part = _evaluate_group(sub, plan, operands, options)
         for key, value in part.items():
             if isinstance(result[key], list):
                 for j, i in enumerate(idx):
@@ -70,6 +72,7 @@ class _Group:
     operands: tuple[str, ...]
     arrays: LayerArrays
     unroll: Unrolling
+    options: ModelOptions = DEFAULT_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -106,11 +109,12 @@ def _concatenate_per_level(runs: list[PerLevel]) -> PerLevel:
 
 
 def _evaluate_group(
-    layers: Sequence[Layer], plan: CorePlan, operands: tuple[str, ...]
+    layers: Sequence[Layer], plan: CorePlan, operands: tuple[str, ...], options: ModelOptions = DEFAULT_OPTIONS
 ) -> dict[str, np.ndarray | list]:
     """Cost layers that share their operands; per-layer outputs for each layer's best order."""
-    arrays = layer_arrays(layers, plan.core)
-    group = _Group(plan, operands, arrays, spatial_unrolling(plan, arrays.loops))
+    arrays = layer_arrays(layers, plan.core, options)
+    literal = not options.depthwise_on_g and "W" in operands  # MAC layers only
+    group = _Group(plan, operands, arrays, spatial_unrolling(plan, arrays.loops, literal), options)
     first = _distinct_cases(group.unroll.temporal)
     base_layer, base_order = first // len(ORDERS), first % len(ORDERS)
     # each distinct order runs first with the largest register tile at a capacity boundary; the cases where a
@@ -165,7 +169,8 @@ def _run_cases(group: _Group, case_layer: np.ndarray, case_order: np.ndarray, sp
     assert output is not None, "every operand set ends with the output"
     # ---- latency: stalls per port, on-loading, off-loading ----------------------------------------------------
     stall, avg_bw = port_stalls(core, ledger.transfers, case.total)
-    onload, offload = link_latency(core, inputs, output, case.total + stall, avg_bw)
+    compute_phase = case.total + stall if group.options.borrow_bandwidth else np.zeros(case.n)
+    onload, offload = link_latency(core, inputs, output, compute_phase, avg_bw)
     compute = np.ceil(case.total / group.arrays.throughput[case_layer])
     latency = compute + stall + onload + offload
     mem_total = np.zeros(case.n)

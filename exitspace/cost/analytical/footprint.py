@@ -25,6 +25,8 @@ def footprint(operand: str, p: np.ndarray, stride: np.ndarray, truncate: bool = 
         return p[..., B] * p[..., G] * p[..., K] * oy * p[..., OX]
     if operand == "I2":
         return p[..., B] * p[..., G] * oy * p[..., OX]
+    if operand == "IP":  # pooling input: no channel loop of its own (see loops.RELEVANT)
+        c = 1.0
     ox, fx, fy = p[..., OX], p[..., FX], p[..., FY]
     if truncate:
         ox, oy, fx, fy = np.floor(ox + 1e-9), np.floor(oy + 1e-9), np.floor(fx + 1e-9), np.floor(fy + 1e-9)

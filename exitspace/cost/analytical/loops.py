@@ -18,11 +18,12 @@ RELEVANT: dict[str, tuple[int, ...]] = {
     "W": (K, G, C, FX, FY, C2),
     "I": (B, G, C, OX, OY, FX, FY, OY2, C2),
     "I2": (B, G, OX, OY, OY2),
+    "IP": (B, G, OX, OY, FX, FY, OY2),  # a pooling input under the Stream profile's channel loop (C indexes nothing)
     "O": (B, K, G, OX, OY, OY2),
 }
 # Which core memory operand stores each layer operand (ZigZag: the second input of an add is memory operand I2,
 # the one weights use).
-STORAGE = {"W": "W", "I": "I", "I2": "W", "O": "O"}
+STORAGE = {"W": "W", "I": "I", "I2": "W", "IP": "I", "O": "O"}
 # the reduction loops: irrelevant to the output, so outputs stay partial sums while any of them is pending
 OUTPUT_IRRELEVANT = [d for d in range(ND) if d not in RELEVANT["O"]]
 

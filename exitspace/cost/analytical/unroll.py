@@ -27,9 +27,10 @@ class Unrolling:
     total_cycles: np.ndarray  # (nl,) temporal iterations
 
 
-def spatial_unrolling(plan: CorePlan, loops: np.ndarray) -> Unrolling:
-    """Unroll = min(array size, loop size), temporal = ceil; then LOMA factors, pseudo loops and tile sizes."""
-    flow = _array_flow(plan, loops)
+def spatial_unrolling(plan: CorePlan, loops: np.ndarray, literal: bool = False) -> Unrolling:
+    """Unroll = min(array size, loop size), temporal = ceil; then LOMA factors, pseudo loops and tile sizes.
+    ``literal``: the dataflow's K stays K for grouped layers (no groups on K's array dim)."""
+    flow = _array_flow(plan, loops, literal)
     u_int, unrolled = _integer_unroll(plan, loops, flow)
     temporal = np.ceil(loops / unrolled)  # (nl, ND)
     frac_total = loops / temporal  # fractional unroll per dim (energy)
@@ -43,7 +44,7 @@ def spatial_unrolling(plan: CorePlan, loops: np.ndarray) -> Unrolling:
     return Unrolling(flow, u_int, u_frac, u_lat, temporal, tile_sizes, tile_whole, total_cycles)
 
 
-def _array_flow(plan: CorePlan, loops: np.ndarray) -> np.ndarray:
+def _array_flow(plan: CorePlan, loops: np.ndarray, literal: bool = False) -> np.ndarray:
     """(nl, na) the loop dim each array dim unrolls per layer (-1: none)."""
     nl = len(loops)
     flow = np.full((nl, len(plan.array_dims)), -1, dtype=np.int64)
@@ -51,7 +52,7 @@ def _array_flow(plan: CorePlan, loops: np.ndarray) -> np.ndarray:
         if dim is None:
             continue
         d = np.full(nl, dim, dtype=np.int64)
-        if dim == K:  # depthwise / pooling / element-wise: K per group is 1, the groups take K's place
+        if dim == K and not literal:  # depthwise / pooling / element-wise: K per group is 1, the groups take K's place
             d = np.where((loops[:, K] == 1) & (loops[:, G] > 1), G, K)
         flow[:, a] = d
     return flow
