@@ -11,20 +11,24 @@ put exitspace's figures next to the paper's and see where they part. The rules, 
   costs C times its real work;
 - ``weight_prefetch``: each layer's weights come from the off-chip core over its link, placed in the
   link's earliest idle window (ahead of use), paying the off-chip read and the write into the core's top
-  weight memory;
+  weight memory; each head's result is written back over the same link when it is produced, which splits the
+  link's idle time (a large head's weights wait for a window long enough);
 - ``transfer_memory_energy``: a transfer between cores pays the sender's top-memory read and the receiver's
   top-memory write (links themselves cost their ``energy_per_bit_pj``, 0 on the paper's mesh);
 - ``zigzag_363_latency``: on- and off-loading are not overlapped with compute (zigzag-dse 3.6.3, which the
   fork pins);
 - ``runtime_excludes_offload``: a layer occupies its core for ZigZag's latency without the final output
   off-loading (Stream schedules ``latency_total1``); its energy still includes it;
-- ``spatial_search``: the fork's cores name no dataflow; each layer takes the fastest of the most-utilising
-  spatial mappings (:mod:`exitspace.mapping.spatial_search`).
+- ``spatial_search``: the fork's cores name no dataflow; each layer takes the mapping ZigZag's generator
+  finds (:mod:`exitspace.mapping.spatial_search`);
+- ``simd_width_lanes``: the fork's element-wise parser loops over (B, C, H, W) and names the last one K, so the
+  SIMD core's K lanes unroll the output width, not the channels.
 
 Schedule: layer by layer in network order (each head right after its block); a layer starts when its core is
 free, its inputs have arrived and its weights are in. Stage ``i``'s block latency is the span of its backbone
-layers, its head latency the span of its head layers (transfers between them count in neither), its energy
-that of its layers plus the transfers of tensors they produce (weights: the layer that uses them).
+layers, its head latency the span of its head layers, its latency the span of both (so the transfer of the
+block's output to the pooling core counts in the stage, in neither part), its energy that of its layers plus
+the transfers of tensors they produce (weights: the layer that uses them).
 ``best_of_allocations``: each stage's figures come from whichever of the given allocations minimises that
 stage's energy x latency (the paper's metric, no single deployable mapping); otherwise from the first.
 Average ET = sum_i r_i E_cum,i L_cum,i (E in J, L in cycles); reduction vs static = E_cum,final x (sum of
@@ -64,6 +68,7 @@ class StreamRules:
     zigzag_363_latency: bool = True
     runtime_excludes_offload: bool = True
     spatial_search: bool = True
+    simd_width_lanes: bool = True
     best_of_allocations: bool = True
 
     def model_options(self) -> ModelOptions:
@@ -155,6 +160,8 @@ class _LayerCosts:
             core = _costed_core(self.system.core(core_id), self.rules)
             layers = [self.layers[name] for name in names]
             search = self.rules.spatial_search and core.kind == CoreKind.COMPUTE
+            if self.rules.simd_width_lanes and core.kind == CoreKind.SIMD:
+                core = core.model_copy(update={"dataflow": {dim: ("OX",) for dim in core.dataflow}})
             results = searched_costs(layers, core, self.backend) if search else self.backend.evaluate(layers, core)
             for name, cost in zip(names, results):
                 self.costs[(name, core_id)] = cost
@@ -213,6 +220,7 @@ def _schedule(net: StagedNetwork, workload: Workload, system: System, allocation
     producers: list[list[int]] = [[] for _ in range(n)]
     for p, c in net.edges:
         producers[int(c)].append(int(p))
+    sinks = set(range(n)) - {int(p) for p, _ in net.edges}
     core_free: dict[int, float] = {}
     tl = _Timeline(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n))
     for j, layer in enumerate(layers):
@@ -247,6 +255,10 @@ def _schedule(net: StagedNetwork, workload: Workload, system: System, allocation
         tl.end[j] = ready + runtime
         tl.layer_energy[j] = cost.energy_pj
         core_free[core_id] = tl.end[j]
+        if offchip is not None and j in sinks:  # a final output goes back to the off-chip core once it exists
+            cycles, energy = _transfer(layer_bits(layer)[2], core, offchip, "O", float(offchip.memories[0].w_bw), 0.0, rules)
+            link.place(float(tl.end[j]), cycles)
+            tl.transfer_energy[j] += energy
     return tl
 
 
@@ -258,10 +270,11 @@ def _stages(net: StagedNetwork, tl: _Timeline, index: int) -> list[StreamStage]:
         block_lat = float(tl.end[block].max() - tl.start[block].min()) if block.any() else 0.0
         head_lat = float(tl.end[head].max() - tl.start[head].min()) if head.any() else 0.0
         mask = net.stage_of == s
+        span = float(tl.end[mask].max() - tl.start[mask].min())
         layer_e = float(tl.layer_energy[mask].sum())
         transfer_e = float(tl.transfer_energy[mask].sum())
         weight_e = float(tl.weight_energy[mask].sum())
-        out.append(StreamStage(head_label(net.exit_keys[s]), block_lat, head_lat, block_lat + head_lat,
+        out.append(StreamStage(head_label(net.exit_keys[s]), block_lat, head_lat, span,
                                layer_e + transfer_e + weight_e, layer_e, transfer_e, weight_e, index))
     return out
 
