@@ -259,8 +259,9 @@ def stream_system_dict(system: System) -> tuple[dict[str, Any], dict[str, dict[s
     default_energy = energies.most_common(1)[0][0] if energies else 0.0
     connectivity: list[dict[str, Any]] = []
     buses: dict[str, dict[str, Any]] = {}
+    stars = _star_buses(system)
     for link in system.links:
-        if link.bus is None:
+        if link.bus is None or link.bus in stars:  # a star (Stream 2024's off-chip medium) is no bus among its leaves
             entry: dict[str, Any] = {"type": "link", "cores": [link.a, link.b], "bandwidth": link.bandwidth}
             if link.energy_per_bit_pj != default_energy:
                 entry["unit_energy_cost"] = link.energy_per_bit_pj
@@ -279,6 +280,23 @@ def stream_system_dict(system: System) -> tuple[dict[str, Any], dict[str, dict[s
     data["unit_energy_cost"] = default_energy
     data["core_connectivity"] = connectivity
     return data, files
+
+
+def _star_buses(system: System) -> set[str]:
+    """Buses whose links all meet one core without linking every pair (Stream 2024's off-chip medium): written
+    as links, because a bus in the current dialect would join the leaves to each other too."""
+    members: dict[str, list[Link]] = {}
+    for link in system.links:
+        if link.bus is not None:
+            members.setdefault(link.bus, []).append(link)
+    stars = set()
+    for bus, links in members.items():
+        ends = {end for link in links for end in (link.a, link.b)}
+        if len(links) == len(ends) * (len(ends) - 1) // 2:
+            continue  # every pair: a real bus
+        if any(all(hub in (link.a, link.b) for link in links) for hub in ends):
+            stars.add(bus)
+    return stars
 
 
 def dump_stream_system(system: System, directory: str | Path) -> Path:
