@@ -51,6 +51,13 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
     ("eyeriss_like_random_8b", "latency"): "measured: latency mean 23.3%, max 285% at r27_conv (stall overestimated)",
     ("eyeriss_like_random_8b", "energy"): "measured: energy mean 3.7%, max 23.2% at r37_conv",
     ("eyeriss_like_mobilenetv2_8b", "latency"): "measured: latency mean 1.7%, max 24.2% at b11.project.0 (stall)",
+    # issue 22's held-out set on ZigZag's other bundled cores (each read with its bundled mapping file), measured
+    # 2026-12-08 00:10 with the analytical backend of that time: found misses, not yet fixed
+    ("ascend_like_random22_8b", "energy"): (
+        "measured: energy mean 167.7%, max 286.5% at r31_pw: ascend_like's DRAM serves D1, D2 only, and the "
+        "analytical model counts its accesses once per replicated instance (4x on r0_conv) where ZigZag counts them once"
+    ),
+    ("meta_prototype_random22_8b", "energy"): "measured: energy mean 5.6%, max 84.6% (one layer)",
 }
 
 
@@ -206,6 +213,8 @@ def test_golden_cores_are_the_current_presets() -> None:
 
     for path in _FILES:
         golden = load_golden(path)
+        if "core_origin" in golden:  # one of ZigZag's bundled cores, read with its mapping file (no preset)
+            continue
         preset = load_core(golden["core"]["name"]).model_dump(mode="json")
         assert preset == golden["core"], (
             f"{path.name}: preset {golden['core']['name']!r} changed since the goldens were made; "

@@ -87,7 +87,7 @@ def _register_levels(core: Core) -> list[tuple[str, str]]:
     """(memory name, operand) of every level below the outermost one of its operand."""
     out = []
     for operand in ("W", "I", "O"):
-        levels = core.levels_for(operand)  # type: ignore[arg-type]
+        levels = core.levels_for(operand)
         out += [(mem.name, operand) for mem in levels[:-1]]
     return out
 

@@ -20,6 +20,8 @@ class AnalyticalBackend:
     semantics (see :class:`ModelOptions`), named in ``version`` so that caches keep the variants apart."""
 
     name = "analytical"
+    options: ModelOptions = DEFAULT_OPTIONS
+    version: str = ANALYTICAL_VERSION
 
     def __init__(self, options: ModelOptions = DEFAULT_OPTIONS) -> None:
         self.options = options
