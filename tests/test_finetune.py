@@ -52,7 +52,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     config = root / "run.yaml"
     config.write_text(
         f"name: ft\nexit_tables: {{dir: {run_dir / 'exit_tables'}}}\n"
-        "search:\n  space: {precision_pairs: [[8, 8]], allocations: [round_robin, greedy]}\n"
+        "search:\n  space: {precision_pairs: [[8, 8]], allocations: [round_robin, greedy], min_exits: 1}\n"
         "  trials: 36\n  population: 12\n  constraints: {max_accuracy_drop: 0.2}\n  baselines: {mac_proxy_trials: 12}\n"
         "report: {designs: 1, sweep_layers: 1}\n")
     register_commands()
