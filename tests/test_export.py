@@ -215,3 +215,38 @@ def test_export_and_infer_commands(trained: dict[str, Path], tmp_path: Path) -> 
     assert nodes == sorted(nodes) and len(set(nodes)) == len(nodes)
     wrong = runner.invoke(app, ["infer", str(tmp_path / "out" / "model.onnx"), "--data", "cifar10"])
     assert wrong.exit_code == 2 and "trained on 'synthetic'" in wrong.output
+
+
+def test_four_bit_layers_export_as_int4_and_compute_what_qat_computes(tmp_path: Path) -> None:
+    """A 4/8 supernet (observers fed random batches, no training): int4 weights / uint4 activations in the
+    backbone, int8 / uint8 in the heads, and onnxruntime's outputs equal the fake-quantized torch model's."""
+    import onnxruntime as ort
+    import torch
+
+    from exitspace.export.writer import early_exit_model
+    from exitspace.models import build_eenn
+    from exitspace.train.quant import quantize_model, set_observers
+
+    torch.manual_seed(0)
+    model = quantize_model(build_eenn(backbone="small_cnn", input_size=16, head_types=["pool4_fc1"]), (4, 8))
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(8, 3, 16, 16))
+    model.eval()
+    set_observers(model, False)
+    network = TrainedNetwork(model, "-", [0.5, 0.5, 0.5], [0.25, 0.25, 0.25], {"name": "synthetic"}, tmp_path)
+    design = Design("four bits", ("B:pool4_fc1", "D:pool4_fc1"), (0.0,), "max_softmax", (4, 8), {})
+    export_design(design, network, tmp_path)
+    graph = onnx.load(tmp_path / "model.onnx").graph
+    types = {init.data_type for init in _initializers(graph)}
+    assert {onnx.TensorProto.INT4, onnx.TensorProto.UINT4, onnx.TensorProto.INT8, onnx.TensorProto.UINT8} <= types
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    reference = early_exit_model(design, network)  # threshold 0: every image leaves at the first exit
+    images = np.random.default_rng(1).integers(0, 256, (6, 1, 3, 16, 16), dtype=np.uint8)
+    for image in images:
+        scores, exit_index = session.run(None, {"image": image})
+        with torch.no_grad():
+            expected, expected_exit = reference(torch.from_numpy(image))
+        assert int(exit_index) == int(expected_exit) == 0
+        assert np.abs(scores - expected.numpy()).max() < 1e-4

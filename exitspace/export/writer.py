@@ -13,6 +13,7 @@ Output folder::
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -54,8 +55,9 @@ def _quiet() -> Any:
 
 
 def early_exit_model(design: Design, network: TrainedNetwork) -> EarlyExitModel:
-    """The design cut from ``network``'s supernet with its quantization frozen, as an :class:`EarlyExitModel`."""
-    subnet = network.model.subnet(list(design.head_keys)).eval()
+    """The design cut from a copy of ``network``'s supernet (left as it is) with its quantization frozen, as an
+    :class:`EarlyExitModel`."""
+    subnet = copy.deepcopy(network.model).subnet(list(design.head_keys)).eval()
     stages = design_stages(subnet)
     for stage in stages:
         freeze_quantization(stage)
