@@ -15,8 +15,9 @@ from exitspace.search.codesign import CodesignInputs, run_codesign
 from exitspace.search.engine import SearchProblem, pareto_front, run_search
 from exitspace.search.hypervolume import hypervolume
 from exitspace.search.objectives import build_constraints
+from exitspace.search.optuna_adapter import in_memory_study, open_storage
 from exitspace.search.space import Design, DesignSpace
-from exitspace.search.storage import TrialLog, open_storage, trial_log_url
+from exitspace.search.storage import TrialLog, trial_log_url
 
 
 def _config(**search: object):  # type: ignore[no-untyped-def]
@@ -167,8 +168,9 @@ def test_fast_nsga2_bookkeeping_matches_optuna() -> None:
     runs = []
     for single in (True, False):
         problem = _problem(ToyEvaluator())
-        study = optuna.create_study(directions=["maximize", "minimize"],
-                                    sampler=_sampler(problem, 10, 0, single_worker=single))
+        sampler = _sampler(problem, 10, 0, single_worker=single)
+        study = (in_memory_study(["maximize", "minimize"], sampler) if single
+                 else optuna.create_study(directions=["maximize", "minimize"], sampler=sampler))
         objective = _objective(problem)
         for _ in range(60):
             trial = study.ask()

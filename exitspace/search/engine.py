@@ -15,20 +15,20 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, cast
+from typing import Any, Callable, Literal
 
 import numpy as np
-import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from exitspace.errors import ConfigError
 from exitspace.search.scored import Evaluator, ScoredDesign
 from exitspace.search.objectives import Constraint, directions, objective_values, violations
 from exitspace.search.space import Design, DesignSpace
-from exitspace.search.storage import TrialLog, is_trial_log, open_storage, open_trial_log, to_frozen, trial_log_url
+from exitspace.search.optuna_adapter import (
+    GENERATION_ATTR, BaseDistribution, CodesignNSGAII, FixedTrial, FrozenTrial, MaxTrialsCallback, Study, Trial,
+    TrialState, in_memory_study, load_study, open_shared_study, open_storage, suggested_distributions,
+)
+from exitspace.search.storage import TrialLog, is_trial_log, open_trial_log, to_frozen, trial_log_url
 
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 # ``constraints_func`` is deprecated in Optuna 5 in favour of per-key ``Trial.set_constraint``, which writes
 # one storage row per constraint and trial; the function form (one row) is kept while it exists.
 
@@ -64,14 +64,12 @@ class SearchProblem:
         key = tuple(sorted(params.items()))
         design = self._designs.get(key)
         if design is None:
-            design = self._designs[key] = self.space.suggest(optuna.trial.FixedTrial(params))
+            design = self._designs[key] = self.space.suggest(FixedTrial(params))
         return design
 
-    def distributions(self, params: dict[str, Any]) -> dict[str, optuna.distributions.BaseDistribution]:
+    def distributions(self, params: dict[str, Any]) -> dict[str, BaseDistribution]:
         """The parameter distributions of the space (to replay stored trials)."""
-        trial = optuna.trial.FixedTrial(params)
-        self.space.suggest(trial)
-        return trial.distributions
+        return suggested_distributions(self.space.suggest, params)
 
     def violations(self, design: Design) -> list[float]:
         """Constraint values (<= 0: met)."""
@@ -124,103 +122,9 @@ def default_storage(run_dir: Path) -> str:
     return trial_log_url(run_dir)
 
 
-class CodesignNSGAII(optuna.samplers.NSGAIISampler):
-    """NSGA-II with bookkeeping that stays O(1) per trial (Optuna's scans every past trial per new trial,
-    which dominates a 10,000-trial search). Same decisions as Optuna's:
-
-    - the relative search space is computed once: every trial samples every parameter of the design space;
-    - a new trial's generation follows Optuna's rule (the highest generation among completed trials, or the
-      next one once it holds ``population_size`` trials), from counters kept as trials complete;
-    - each generation's parent population is selected once and kept in memory, and every trial sees it in
-      trial order;
-    - each trial samples from random states seeded by (seed, trial number) (:func:`trial_seed`), so that a
-      trial's parameters do not depend on how the study got to it: uninterrupted, resumed after a kill or
-      Ctrl-C (the trials since the last stored generation are sampled again, identically), or on another worker.
-
-    The last two assume this process runs every trial (the trial log); with a shared storage
-    (``single_worker=False``) Optuna's own bookkeeping is used, as other workers add trials.
-    """
-
-    def __init__(self, single_worker: bool = True, seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(seed=seed, **kwargs)
-        self.single_worker = single_worker
-        self.seed = seed
-        self._cached_space: dict[str, optuna.distributions.BaseDistribution] | None = None
-        self._generation_counts: tuple[int, int] | None = None
-        self._pending: dict[int, int] = {}
-        self._parents: dict[int, list[FrozenTrial]] = {}
-
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-        if self._cached_space is None:
-            space = super().infer_relative_search_space(study, trial)
-            if not space:
-                return space
-            self._cached_space = space
-        return dict(self._cached_space)
-
-    def get_trial_generation(self, study: optuna.Study, trial: FrozenTrial) -> int:
-        if not self.single_worker:
-            return int(super().get_trial_generation(study, trial))
-        key = self._get_generation_key()
-        known = trial.system_attrs.get(key)
-        if known is not None:
-            return int(known)
-        if self._generation_counts is None:
-            generation = int(super().get_trial_generation(study, trial))
-            counts: dict[int, int] = {}
-            for done in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                g = done.system_attrs.get(key, -1)
-                counts[g] = counts.get(g, 0) + 1
-            top = max(counts, default=0)
-            self._generation_counts = (max(top, 0), counts.get(top, 0) if top >= 0 else 0)
-        else:
-            top, count = self._generation_counts
-            generation = top if count < cast(int, self.population_size) else top + 1  # cast: NSGA-II always sets it
-            study._storage.set_trial_system_attr(trial._trial_id, key, generation)  # as Optuna's own rule does
-        self._pending[trial.number] = generation
-        return generation
-
-    def get_parent_population(self, study: optuna.Study, generation: int) -> list[FrozenTrial]:
-        if not self.single_worker:  # in trial order too: Optuna's first call returns the selection order
-            return sorted(super().get_parent_population(study, generation), key=lambda t: t.number)
-        cached = self._parents.get(generation)
-        if cached is not None:
-            return cached
-        # in trial order, as Optuna's own cache returns them (its first call returns the selection order)
-        parents = self._parents[generation] = sorted(super().get_parent_population(study, generation),
-                                                     key=lambda t: t.number)
-        return parents
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        seed = trial_seed(self.seed, trial.number)
-        self._rng.rng.seed(seed)  # the state crossover and mutation draw from (shared with the child strategy)
-        self._random_sampler = optuna.samplers.RandomSampler(seed=seed)  # first generation, mutated parameters
-        super().before_trial(study, trial)
-
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
-        super().after_trial(study, trial, state, values)
-        generation = self._pending.pop(trial.number, None)
-        if state == TrialState.COMPLETE and generation is not None and self._generation_counts is not None:
-            top, count = self._generation_counts
-            if generation > top:
-                self._generation_counts = (generation, 1)
-            elif generation == top:
-                self._generation_counts = (top, count + 1)
-
-
-GENERATION_ATTR = CodesignNSGAII._get_generation_key()
-
-
-def trial_seed(seed: int | None, number: int) -> int | None:
-    """The seed of trial ``number``'s sampling in a study seeded with ``seed`` (None: unseeded)."""
-    if seed is None:
-        return None
-    return int(np.random.SeedSequence([seed & 0xFFFF_FFFF_FFFF_FFFF, number]).generate_state(1)[0])
-
-
 def _sampler(
     problem: "SearchProblem", population: int, seed: int, single_worker: bool = True
-) -> optuna.samplers.NSGAIISampler:
+) -> CodesignNSGAII:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # constraints_func: see the module-level note
         return CodesignNSGAII(
@@ -231,8 +135,8 @@ def _sampler(
         )
 
 
-def _objective(problem: SearchProblem) -> Callable[[optuna.Trial], list[float]]:
-    def objective(trial: optuna.Trial) -> list[float]:
+def _objective(problem: SearchProblem) -> Callable[[Trial], list[float]]:
+    def objective(trial: Trial) -> list[float]:
         design = problem.space.suggest(trial)
         problem._designs[tuple(sorted(trial.params.items()))] = design
         return problem.values(problem.evaluate(design))
@@ -280,7 +184,7 @@ class _SearchJob:
         if self.progress:
             self.progress(min(done, self.trials), self.trials)
 
-    def report_completed(self, study: optuna.Study, trial: FrozenTrial) -> None:
+    def report_completed(self, study: Study, trial: FrozenTrial) -> None:
         """Optuna callback: report the completed trials of the (shared) study."""
         if self.progress:
             self.report(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
@@ -299,7 +203,7 @@ class _StudyRun:
 class _TrialLogWriter:
     """Appends a study's newly finished trials to the trial log and times the writes."""
 
-    def __init__(self, log: TrialLog, study: optuna.Study, study_name: str) -> None:
+    def __init__(self, log: TrialLog, study: Study, study_name: str) -> None:
         self.log = log
         self.study = study
         self.study_name = study_name
@@ -361,7 +265,7 @@ def _run_on_trial_log(job: _SearchJob) -> _StudyRun:
         remaining = max(0, job.trials - done)
         job.report(done)
         sampler = _sampler(problem, job.population, job.seed)
-        study = optuna.create_study(directions=job.directions, sampler=sampler)
+        study = in_memory_study(job.directions, sampler)
         study.add_trials([to_frozen(p, problem.distributions(p["params"])) for p in stored])
         writer = _TrialLogWriter(log, study, job.study_name)
         try:
@@ -373,7 +277,7 @@ def _run_on_trial_log(job: _SearchJob) -> _StudyRun:
         log.close()
 
 
-def _ask_and_tell(job: _SearchJob, study: optuna.Study, count: int, flush: Callable[[], None]) -> None:
+def _ask_and_tell(job: _SearchJob, study: Study, count: int, flush: Callable[[], None]) -> None:
     """Run ``count`` trials one after the other, flushing after each full generation; a trial whose objective
     raises (Ctrl-C included) is told as failed and the exception propagates."""
     objective = _objective(job.problem)
@@ -394,21 +298,19 @@ def _run_on_shared_storage(job: _SearchJob) -> _StudyRun:
     """Sample directly on an Optuna storage, so that every worker sees the others' trials; the trial budget
     counts the completed trials of all workers."""
     store = open_storage(job.storage)
-    study = optuna.create_study(storage=store, study_name=job.study_name, directions=job.directions,
-                                load_if_exists=True)
+    study = open_shared_study(store, job.study_name, job.directions)
     if [d.name.lower() for d in study.directions] != job.directions:
         raise ConfigError(f"search.study_name: study {job.study_name!r} exists with other objectives; choose a new name")
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     remaining = max(0, job.trials - done)
     job.report(done)
     if remaining:
-        study = optuna.load_study(study_name=job.study_name, storage=store,
-                                  sampler=_sampler(job.problem, job.population, job.seed, single_worker=False))
+        study = load_study(store, job.study_name, _sampler(job.problem, job.population, job.seed, single_worker=False))
         study.optimize(
             _objective(job.problem),
             n_trials=remaining,
             callbacks=[
-                optuna.study.MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE,)), job.report_completed
+                MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE,)), job.report_completed
             ],
             gc_after_trial=False,
         )

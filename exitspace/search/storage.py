@@ -16,11 +16,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
-
 from exitspace.errors import ConfigError, RunDirError
-from exitspace.pathnames import masked_url
+from exitspace.search.optuna_adapter import BaseDistribution, FrozenTrial, TrialState, create_trial
 
 TRIAL_LOG_FILE = "study.sqlite3"
 TRIAL_LOG_SCHEME = "exitspace-sqlite://"
@@ -99,9 +96,9 @@ def _payload(trial: FrozenTrial) -> dict[str, Any]:
     }
 
 
-def to_frozen(payload: dict[str, Any], distributions: dict[str, optuna.distributions.BaseDistribution]) -> FrozenTrial:
+def to_frozen(payload: dict[str, Any], distributions: dict[str, BaseDistribution]) -> FrozenTrial:
     """A stored trial as an Optuna trial (for ``study.add_trials``)."""
-    return optuna.trial.create_trial(
+    return create_trial(
         state=TrialState[payload["state"]],
         params=payload["params"],
         distributions={k: distributions[k] for k in payload["params"]},
@@ -124,15 +121,3 @@ def is_trial_log(url: str) -> bool:
 def open_trial_log(url: str) -> TrialLog:
     """The trial log a default-storage URL names."""
     return TrialLog(Path(url[len(TRIAL_LOG_SCHEME):]))
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage from its URL; one-line error if unusable."""
-    try:
-        return optuna.storages.get_storage(url)
-    except Exception as exc:  # noqa: BLE001 - Optuna/SQLAlchemy raise many types for a bad URL
-        first = str(exc).splitlines()[0][:120] if str(exc) else ""
-        raise ConfigError(
-            f"search.storage: cannot open {masked_url(url)!r} ({type(exc).__name__}: {masked_url(first)}); give an Optuna storage URL "
-            "such as sqlite:///study.db or postgresql://user:password@host/db"
-        ) from None
