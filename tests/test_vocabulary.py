@@ -3,6 +3,7 @@ modes), exit-head policies, allocation strategies."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -53,3 +54,15 @@ def test_threshold_modes_draw_named_parameters() -> None:
     assert exit_rules.MODES["shared"](draw, ["A", "B", "C"], ["A", "C"]) == (0.6, 0.6)
     assert exit_rules.MODES["per_exit"](draw, ["A", "B", "C"], ["A", "C"]) == pytest.approx((0.7, 0.9))
     assert drawn == ["threshold", "threshold_A", "threshold_B", "threshold_C"]
+
+
+def test_a_core_preset_is_one_yaml_file(tmp_path: Path) -> None:
+    from exitspace.hardware.model import CoreKind
+    from exitspace.hardware.presets import PRESET_DIR, _presets, preset_core
+
+    text = (PRESET_DIR / "cores" / "edge_tpu_simd.yaml").read_text().split("\n", 1)[1]
+    (tmp_path / "my_simd.yaml").write_text("# preset: a SIMD core of my own\n" + text)
+    assert _presets(tmp_path) == {"my_simd": "a SIMD core of my own"}
+    kinds = {name: preset_core(name).kind for name in ("edge_tpu_pooling", "edge_tpu_simd", "edge_tpu_offchip")}
+    assert kinds == {"edge_tpu_pooling": CoreKind.POOLING, "edge_tpu_simd": CoreKind.SIMD,
+                     "edge_tpu_offchip": CoreKind.OFFCHIP}  # read from the files, not from a table

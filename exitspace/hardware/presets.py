@@ -1,4 +1,6 @@
-"""Named accelerator presets, shipped as ZigZag / Stream YAML files in ``exitspace/hardware/presets/``.
+"""Named accelerator presets, shipped as ZigZag / Stream YAML files in ``exitspace/hardware/presets/``
+(cores in ``cores/``): each file is one preset, named by its file name, described by its first line
+(``# preset: ...``), its core kind read from the file. Adding one is adding its file.
 
 Cores (each also usable as a single-core System of the same name):
 
@@ -22,24 +24,21 @@ from exitspace.hardware.model import Core, CoreKind, System
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
-CORE_PRESETS: dict[str, str] = {
-    "edge_tpu_like": "the paper's Edge-TPU-like core: 8x8x4x4 MACs at 0.04 pJ, 32 KB weight / 2 MB activation SRAM",
-    "edge_tpu_like_zigzag": "ZigZag's bundled edge_tpu_like (8-bit weight, 16-bit output registers)",
-    "tpu_like": "ZigZag's bundled tpu_like: 32x32 MACs, 2 MB SRAM",
-    "eyeriss_like": "ZigZag's bundled eyeriss_like: 14x12 MACs, per-PE register files",
-    "edge_tpu_pooling": "the paper's pooling core: 3x3x8 units, 128 KB SRAM",
-    "edge_tpu_simd": "the paper's SIMD core: 64 lanes, 128 KB SRAM",
-    "edge_tpu_offchip": "the paper's off-chip memory core: 64 bit/cycle DRAM",
-}
-_CORE_KINDS: dict[str, CoreKind] = {
-    "edge_tpu_pooling": CoreKind.POOLING,
-    "edge_tpu_simd": CoreKind.SIMD,
-    "edge_tpu_offchip": CoreKind.OFFCHIP,
-}
-SYSTEM_PRESETS: dict[str, str] = {
-    "edge_tpu_quad": "the paper's quad-core system: 4 edge_tpu_like + pooling + SIMD + off-chip, 2x2 mesh",
-    "stream_eenn_quad": "the paper's system as its Stream fork describes it (sys_EEEE): 2x2 mesh at 32 bit/cycle and 0 pJ",
-}
+PRESET_LINE = "# preset: "
+"""The first line of a preset file: ``# preset: <one-line description>`` (shown by ``exitspace hardware list``)."""
+
+
+def _presets(directory: Path) -> dict[str, str]:
+    """Name (file stem) -> description of the preset files in ``directory``: a new preset is one YAML file."""
+    found = {}
+    for path in sorted(directory.glob("*.yaml")):
+        first = path.read_text().split("\n", 1)[0]
+        found[path.stem] = first.removeprefix(PRESET_LINE).strip() if first.startswith(PRESET_LINE) else path.stem
+    return found
+
+
+CORE_PRESETS: dict[str, str] = _presets(PRESET_DIR / "cores")
+SYSTEM_PRESETS: dict[str, str] = _presets(PRESET_DIR)
 
 
 def preset_names() -> dict[str, list[str]]:
@@ -76,7 +75,7 @@ def preset_core(name: str, core_id: int = 0) -> Core:
         if name in SYSTEM_PRESETS:
             raise ConfigError(f"hardware: {name!r} is a system preset; use load_system, or name a core: {sorted(CORE_PRESETS)}")
         raise unknown_preset(name)
-    return load_zigzag_core(preset_path(name), core_id=core_id, kind=_CORE_KINDS.get(name))
+    return load_zigzag_core(preset_path(name), core_id=core_id)  # the kind from the file (type, operator_types)
 
 
 @lru_cache(maxsize=None)
