@@ -33,7 +33,7 @@ from exitspace.search.engine import (
     study_fingerprint,
 )
 from exitspace.search.hypervolume import hypervolume, hypervolume_curve, normalise, reference_point
-from exitspace.search.objectives import build_constraints, explain_infeasible, metric_key, violations
+from exitspace.search.objectives import Constraint, build_constraints, explain_infeasible, metric_key, violations
 from exitspace.search.results import RESULTS_FORMAT, RESULTS_VERSION, ResultsDocument
 from exitspace.search.scored import Evaluator, ScoredDesign
 from exitspace.search.space import Design, DesignSpace
@@ -327,17 +327,33 @@ def _study(config: RunConfig, space: DesignSpace, run_dir: Path) -> _Study:
     return _Study(storage, s.study_name or f"{config.name}-{fingerprint}", s.population, config.search_seed)
 
 
+class _HardwareBlind:
+    """The MAC-proxy search's evaluator: accuracy and expected MACs without mapping the design, where the
+    constraints allow it (none needs cost metrics, and the memory fit does not depend on the allocation)."""
+
+    def __init__(self, evaluator: Evaluator, constraints: list[Constraint]) -> None:
+        self.inner = evaluator
+        self.unmapped = getattr(evaluator, "score_without_mapping", None)
+        if any(c.needs_mapping for c in constraints):
+            self.unmapped = None
+
+    def evaluate(self, design: Design) -> ScoredDesign:
+        """The unmapped score where it decides everything the search needs, else the full evaluation."""
+        scored = self.unmapped(design) if self.unmapped is not None else None
+        return scored if scored is not None else self.inner.evaluate(design)
+
+
 def _mac_proxy_baseline(s: SearchConfig, searched: _Searched, trials: int, test_scale: dict[str, float],
                         progress: _PhaseProgress | None) -> dict[str, Any]:
     """The MAC-proxy search (accuracy and expected MACs; same space and constraints) in a study beside the
-    main one; its Pareto designs, re-mapped like the main front, with their test hypervolume."""
+    main one; its Pareto designs, evaluated and re-mapped like the main front, with their test hypervolume."""
     problem = searched.problem
     mac_problem = SearchProblem(
-        problem.space, problem.evaluator, ["accuracy", "macs_avg"], s.elp, problem.constraints,
-        objective_override=lambda e: [e.val["accuracy"], e.val["macs_avg"]],
+        problem.space, _HardwareBlind(problem.evaluator, problem.constraints), ["accuracy", "macs_avg"], s.elp,
+        problem.constraints, objective_override=lambda e: [e.val["accuracy"], e.val["macs_avg"]],
     )
     mac_outcome = searched.study.run(mac_problem, trials, progress, suffix="-macproxy")
-    mac_front = [t.evaluation for t in pareto_front(mac_outcome.trials, ["accuracy", "macs_avg"])]
+    mac_front = [problem.evaluate(t.evaluation.design) for t in pareto_front(mac_outcome.trials, ["accuracy", "macs_avg"])]
     mac_front = [r for r, _ in refine_allocation(problem, mac_front, s.refine_allocation, keep_all=True)]
     return {
         "study": _study_info(mac_outcome),

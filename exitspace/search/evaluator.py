@@ -143,12 +143,47 @@ class CodesignEvaluator:
             extra={"allocation": {"strategy": allocation.strategy, "cores": allocation.cores}},
         )
 
-    def _fits(self, pair: PrecisionPair, mapper: Mapper, net: Any, allocation: Any) -> bool:
-        """Every layer's input and output activations fit its core's on-chip activation memory (no spill).
-        Weights that do not fit a core's weight memory are streamed from off-chip and paid for in the cost."""
+    def score_without_mapping(self, design: Design) -> ScoredDesign | None:
+        """Accuracy, expected MACs and early-exit share per split, and the memory fit, without mapping the design
+        (what a hardware-blind search needs); None when the memory fit depends on the allocation. The result has
+        no cost metrics, stages or allocation."""
+        if design.precision not in self.tables:
+            raise ConfigError(f"design {design.name}: no exit table for precision {design.precision}")
+        mapper = self.mapper(design.precision)
+        net = mapper.network(design.head_keys)
+        fit = self._fit_matrix_of(design.precision, mapper)[net.layer_index]
+        eligible = mapper.model.eligible[net.layer_index]
+        if (fit | ~eligible).all():
+            memory_fit = True  # every layer fits every core that may run it
+        elif not (fit & eligible).any(axis=1).all():
+            memory_fit = False  # some layer fits no core that may run it
+        else:
+            return None
+        keys = design.head_keys
+        cols = [self.head_keys.index(k) for k in keys]
+        cum_macs = np.cumsum(np.bincount(net.stage_of, weights=self._layer_macs[net.layer_index],
+                                         minlength=net.num_stages))
+        metrics: dict[str, dict[str, float]] = {}
+        ratios: dict[str, list[float]] = {}
+        for split in ("val", "test"):
+            outcome = self._scorer(design.precision, split, keys, cols).outcome(list(design.thresholds))
+            shares = np.asarray(outcome.ratios, dtype=float)
+            ratios[split] = list(outcome.ratios)
+            metrics[split] = {"accuracy": outcome.accuracy, "early_exit_share": float(1.0 - shares[-1]),
+                              "macs_avg": float(shares @ cum_macs)}
+        return ScoredDesign(design=design, val=metrics["val"], test=metrics["test"], exit_ratios=ratios,
+                            memory_fit=memory_fit)
+
+    def _fit_matrix_of(self, pair: PrecisionPair, mapper: Mapper) -> np.ndarray:
         fit = self._fit_matrix.get(pair)
         if fit is None:
             fit = self._fit_matrix[pair] = _fit_matrix(mapper.workload, self.system)
+        return fit
+
+    def _fits(self, pair: PrecisionPair, mapper: Mapper, net: Any, allocation: Any) -> bool:
+        """Every layer's input and output activations fit its core's on-chip activation memory (no spill).
+        Weights that do not fit a core's weight memory are streamed from off-chip and paid for in the cost."""
+        fit = self._fit_matrix_of(pair, mapper)
         positions = to_array(mapper.model, net, allocation)
         return bool(fit[net.layer_index, positions].all())
 

@@ -45,6 +45,8 @@ class Constraint:
     violation: Callable[[ScoredDesign], float]
     value: Callable[[ScoredDesign], float]
     fmt: Callable[[float], str]
+    needs_mapping: bool = False
+    """True when the value depends on the design's cost metrics (a hardware-blind search cannot check it)."""
 
 
 def _pct(x: float) -> str:
@@ -78,7 +80,7 @@ def build_constraints(
         hi = config.max_exit_overhead
         out.append(Constraint("max_exit_overhead", prefix + "max_exit_overhead", f"exit overhead <= {_pct(hi)}",
                               lambda e: float(e.val["exit_overhead"]) - hi, lambda e: float(e.val["exit_overhead"]),
-                              _pct))
+                              _pct, needs_mapping=True))
     if config.memory_fit:
         out.append(Constraint("memory_fit", prefix + "memory_fit", "the design fits the on-chip memories",
                               lambda e: 0.0 if e.memory_fit else 1.0, lambda e: float(e.memory_fit),
@@ -87,12 +89,13 @@ def build_constraints(
         budget = config.max_latency
         out.append(Constraint("max_latency", prefix + "max_latency", f"average latency <= {budget:.4g} cycles",
                               lambda e: float(e.val["l_avg"]) / budget - 1.0, lambda e: float(e.val["l_avg"]),
-                              lambda x: f"{x:.4g} cycles"))
+                              lambda x: f"{x:.4g} cycles", needs_mapping=True))
     if config.max_p99_latency is not None:
         budget99 = config.max_p99_latency
         out.append(Constraint("max_p99_latency", prefix + "max_p99_latency", f"p99 latency <= {budget99:.4g} cycles",
                               lambda e: float(e.val["p99_latency"]) / budget99 - 1.0,
-                              lambda e: float(e.val["p99_latency"]), lambda x: f"{x:.4g} cycles"))
+                              lambda e: float(e.val["p99_latency"]), lambda x: f"{x:.4g} cycles",
+                              needs_mapping=True))
     if config.min_early_exit_share is not None:
         share = config.min_early_exit_share
         out.append(Constraint("min_early_exit_share", prefix + "min_early_exit_share",
