@@ -18,7 +18,6 @@ from exitspace.errors import DataError
 from exitspace.precision import pair_label, parse_pair
 from exitspace.report.compare import compare_fronts
 from exitspace.flow.run import run_flow
-from exitspace.report.render import write_report
 from exitspace.search.results import load_results, results_path
 
 
@@ -55,6 +54,8 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="print the written paths as JSON"),
 ) -> None:
     """Render the Markdown/HTML report and figures from a results.json."""
+    from exitspace.report.render import write_report  # matplotlib: only for the commands that draw
+
     paths = write_report(load_results(source), out or results_path(source).parent, designs=designs)
     if as_json:
         console.print_json(json.dumps({k: str(v) for k, v in paths.items()}))

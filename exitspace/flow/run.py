@@ -13,12 +13,14 @@ Run directory::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Mapping, cast
 
+import numpy as np
 import yaml
 
 from exitspace.config import RunConfig
@@ -32,11 +34,14 @@ from exitspace.flow.tables import obtain_tables, obtain_workload
 from exitspace.hardware.model import CoreKind, System
 from exitspace.mapping.costs import onchip_core
 from exitspace.mapping.optimise import STRATEGIES
-from exitspace.precision import pair_key
+from exitspace import __version__
+from exitspace.precision import PrecisionPair, pair_key
 from exitspace.search.codesign import CodesignInputs, run_codesign
 from exitspace.search.evaluator import CodesignEvaluator
 from exitspace.search.results import AlignmentSweepRecord, ResultsDocument
 from exitspace.search.space import DesignSpace
+from exitspace.search.stored import STORED_FILE, StoredEvaluations
+from exitspace.train.exit_table import ExitTable
 from exitspace.train.stopping import SEARCH_LOCK, run_dir_lock
 from exitspace.workload.layer import Workload
 
@@ -77,7 +82,24 @@ def prepare(config: RunConfig, run_dir: Path, phases: Phases, allow_train: bool 
         phases.update("cost", i + 1, len(pairs))
     phases.done("cost", f"{system.name}, backend {backend.name}")
     backbone = str(first.meta.get("model_spec", {}).get("backbone", ""))
-    return CodesignInputs(space, evaluator, backbone, STRATEGIES), system, backend, workload, origin
+    stored = StoredEvaluations(evaluator, run_dir / STORED_FILE, _evaluator_identity(config, tables, system, backend))
+    return CodesignInputs(space, stored, backbone, STRATEGIES), system, backend, workload, origin
+
+
+def _evaluator_identity(config: RunConfig, tables: Mapping[PrecisionPair, ExitTable], system: System,
+                        backend: CostBackend) -> str:
+    """What a design's evaluation depends on besides the design: the exit tables' contents, the hardware, the
+    cost backend, the seed and metric settings, and the package version."""
+    digest = hashlib.sha256()
+    for pair in sorted(tables):
+        for split in ("val", "test"):
+            digest.update(np.ascontiguousarray(tables[pair].logits[split]).tobytes())
+            digest.update(np.ascontiguousarray(tables[pair].labels[split]).tobytes())
+    digest.update(json.dumps({
+        "system": system.model_dump(mode="json"), "backend": [backend.name, backend.version], "seed": config.seed,
+        "elp": config.search.elp, "confidence": config.search.space.confidence, "version": __version__,
+    }, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
 
 
 def system_alignment_sweep(workload: Workload, system: System, backend: CostBackend, top: int,

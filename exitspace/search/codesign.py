@@ -311,7 +311,8 @@ def _search(config: RunConfig, inputs: CodesignInputs, run_dir: Path, trials: in
     front_trials = pareto_front(outcome.trials, s.objectives)
     if not front_trials:
         raise InfeasibleError(explain_infeasible([t.evaluation for t in outcome.trials], constraints))
-    refined = refine_allocation(problem, [t.evaluation for t in front_trials], s.refine_allocation)
+    front = [problem.evaluate(t.evaluation.design) for t in front_trials]  # trial results keep summaries only
+    refined = refine_allocation(problem, front, s.refine_allocation)
     return _Searched(baselines, problem, study, outcome, refined)
 
 

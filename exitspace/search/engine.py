@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -33,6 +34,37 @@ from exitspace.search.storage import TrialLog, is_trial_log, open_trial_log, to_
 # one storage row per constraint and trial; the function form (one row) is kept while it exists.
 
 
+CACHE_SIZE = 4096
+"""Designs whose evaluations a problem keeps in memory (the most recently used): NSGA-II revisits designs of
+the last few generations, so a bounded cache hits as often as an unbounded one without growing with trials."""
+
+SCORED_ATTR = "exitspace:scored"
+"""Trial user attribute with the design and its per-split metrics (compact JSON): finished trials are not
+evaluated again when a study is resumed or re-run."""
+
+
+class _Recent(OrderedDict[Any, Any]):
+    """A mapping that keeps its ``size`` most recently used entries."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        super().__init__()
+        self.size = size
+
+    def lookup(self, key: Any) -> Any:
+        """The value of ``key`` (now the most recent), or None."""
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def keep(self, key: Any, value: Any) -> Any:
+        """Store ``value``, dropping the least recently used entry when full; returns ``value``."""
+        self[key] = value
+        if len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
 @dataclass
 class SearchProblem:
     """A design space, a scorer, objectives and constraints."""
@@ -43,33 +75,39 @@ class SearchProblem:
     elp_definition: str
     constraints: list[Constraint]
     objective_override: Callable[[ScoredDesign], list[float]] | None = None
-    _cache: dict[Design, ScoredDesign] = field(default_factory=dict, repr=False)
-    _designs: dict[tuple[Any, ...], Design] = field(default_factory=dict, repr=False)
+    _cache: _Recent = field(default_factory=_Recent, repr=False)
+    _designs: _Recent = field(default_factory=_Recent, repr=False)
+    _distributions: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict, repr=False)
     eval_seconds: float = 0.0
     evaluations: int = 0
 
     def evaluate(self, design: Design) -> ScoredDesign:
-        """Evaluate with memoisation (NSGA-II revisits designs)."""
-        cached = self._cache.get(design)
+        """Evaluate with memoisation of the recent designs (NSGA-II revisits designs)."""
+        cached = self._cache.lookup(design)
         if cached is None:
             start = time.perf_counter()
             cached = self.evaluator.evaluate(design)
             self.eval_seconds += time.perf_counter() - start
             self.evaluations += 1
-            self._cache[design] = cached
+            self._cache.keep(design, cached)
         return cached
 
     def design_of(self, params: dict[str, Any]) -> Design:
         """The design a trial's parameters stand for (memoised on the parameter values)."""
         key = tuple(sorted(params.items()))
-        design = self._designs.get(key)
+        design = self._designs.lookup(key)
         if design is None:
-            design = self._designs[key] = self.space.suggest(FixedTrial(params))
+            design = self._designs.keep(key, self.space.suggest(FixedTrial(params)))
         return design
 
     def distributions(self, params: dict[str, Any]) -> dict[str, BaseDistribution]:
-        """The parameter distributions of the space (to replay stored trials)."""
-        return suggested_distributions(self.space.suggest, params)
+        """The parameter distributions of the space (to replay stored trials); a parameter's distribution
+        depends only on which parameters the trial has, so they are derived once per set of names."""
+        names = tuple(sorted(params))
+        known = self._distributions.get(names)
+        if known is None:
+            known = self._distributions[names] = suggested_distributions(self.space.suggest, params)
+        return known
 
     def violations(self, design: Design) -> list[float]:
         """Constraint values (<= 0: met)."""
@@ -138,28 +176,52 @@ def _sampler(
 def _objective(problem: SearchProblem) -> Callable[[Trial], list[float]]:
     def objective(trial: Trial) -> list[float]:
         design = problem.space.suggest(trial)
-        problem._designs[tuple(sorted(trial.params.items()))] = design
-        return problem.values(problem.evaluate(design))
+        problem._designs.keep(tuple(sorted(trial.params.items())), design)
+        scored = problem.evaluate(design)
+        trial.set_user_attr(SCORED_ATTR, _record(scored))
+        return problem.values(scored)
 
     return objective
 
 
+def _record(scored: ScoredDesign) -> str:
+    """The trial attribute :data:`SCORED_ATTR` of a scored design: its design and per-split metrics."""
+    return json.dumps({"design": scored.design.to_dict(), "val": scored.val, "test": scored.test,
+                       "memory_fit": bool(scored.memory_fit)}, separators=(",", ":"))
+
+
+def _summary(scored: ScoredDesign) -> ScoredDesign:
+    """What a trial result keeps of a scored design: the design, its metrics and memory fit (no stages, exit
+    ratios or allocation; evaluate the design again for those)."""
+    return ScoredDesign(design=scored.design, val=scored.val, test=scored.test, memory_fit=scored.memory_fit)
+
+
+def _stored_summary(trial: FrozenTrial) -> ScoredDesign | None:
+    """The summary a trial stored when it ran (None for trials of older runs: they are evaluated again)."""
+    text = trial.user_attrs.get(SCORED_ATTR)
+    if not isinstance(text, str):
+        return None
+    data = json.loads(text)
+    return ScoredDesign(design=Design.from_dict(data["design"]), val=data["val"], test=data["test"],
+                        memory_fit=bool(data["memory_fit"]))
+
+
 def _results(problem: SearchProblem, trials: list[FrozenTrial], population: int) -> list[TrialResult]:
-    """Completed trials with their evaluations (re-derived from the parameters: evaluations are
-    deterministic and memoised, so only parameters and values need storing)."""
+    """Completed trials with a summary of their scores: the one each trial stored when it ran, else one
+    re-derived from its parameters (evaluations are deterministic)."""
     out = []
     for trial in trials:
         if trial.state != TrialState.COMPLETE:
             continue
         generation = trial.system_attrs.get(GENERATION_ATTR, trial.number // population)
-        evaluation = problem.evaluate(problem.design_of(trial.params))
+        summary = _stored_summary(trial) or _summary(problem.evaluate(problem.design_of(trial.params)))
         out.append(
             TrialResult(
                 number=trial.number,
                 generation=int(generation),
-                evaluation=evaluation,
-                values=problem.values(evaluation),
-                violations=problem.violations(evaluation.design),
+                evaluation=summary,
+                values=problem.values(summary),
+                violations=violations(summary, problem.constraints),
             )
         )
     return out
@@ -264,6 +326,8 @@ def _run_on_trial_log(job: _SearchJob) -> _StudyRun:
         done = len(stored)
         remaining = max(0, job.trials - done)
         job.report(done)
+        if not remaining:  # a finished study: its stored trials are the outcome, no sampler needed
+            return _StudyRun([_stored_trial(p, problem.distributions(p["params"])) for p in stored], 0)
         sampler = _sampler(problem, job.population, job.seed)
         study = in_memory_study(job.directions, sampler)
         study.add_trials([to_frozen(p, problem.distributions(p["params"])) for p in stored])
@@ -275,6 +339,16 @@ def _run_on_trial_log(job: _SearchJob) -> _StudyRun:
         return _StudyRun(study.get_trials(deepcopy=False), remaining, writer.seconds)
     finally:
         log.close()
+
+
+def _stored_trial(payload: dict[str, Any], distributions: dict[str, Any]) -> FrozenTrial:
+    """A stored trial as a frozen trial, without Optuna's checks (it passed them when it ran)."""
+    return FrozenTrial(
+        number=payload["number"], state=TrialState[payload["state"]], value=None, values=payload["values"],
+        datetime_start=None, datetime_complete=None, params=payload["params"],
+        distributions={k: distributions[k] for k in payload["params"]}, user_attrs=payload.get("user_attrs", {}),
+        system_attrs=payload["system_attrs"], intermediate_values={}, trial_id=payload["number"],
+    )
 
 
 def _ask_and_tell(job: _SearchJob, study: Study, count: int, flush: Callable[[], None]) -> None:
