@@ -11,6 +11,7 @@ directly on the shared storage so that each sees the others' trials; the trial b
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from collections import OrderedDict
@@ -246,8 +247,8 @@ class _SearchJob:
         if self.progress:
             self.progress(min(done, self.trials), self.trials)
 
-    def report_completed(self, study: Study, trial: FrozenTrial) -> None:
-        """Optuna callback: report the completed trials of the (shared) study."""
+    def report_completed(self, study: Study, trial: object = None) -> None:
+        """Report the completed trials of the (shared) study (an Optuna callback's signature)."""
         if self.progress:
             self.report(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
 
@@ -368,27 +369,69 @@ def _ask_and_tell(job: _SearchJob, study: Study, count: int, flush: Callable[[],
             flush()
 
 
+OVER_BUDGET_ATTR = "exitspace:over_budget"
+"""User attribute of a trial a worker asked for when the other workers had already taken the last of the
+budget (told failed, never run)."""
+WAIT_FOR_WORKERS_S = 600.0
+
+
 def _run_on_shared_storage(job: _SearchJob) -> _StudyRun:
-    """Sample directly on an Optuna storage, so that every worker sees the others' trials; the trial budget
-    counts the completed trials of all workers."""
+    """Sample directly on an Optuna storage, so that every worker sees the others' trials. The trial budget
+    counts the completed and running trials of all workers: a worker runs a trial only while fewer than the
+    budget are ahead of it, so the study ends with exactly that many completed trials; then it waits for the
+    other workers' running trials, so that every worker reports the same finished study."""
     store = open_storage(job.storage)
     study = open_shared_study(store, job.study_name, job.directions)
     if [d.name.lower() for d in study.directions] != job.directions:
         raise ConfigError(f"search.study_name: study {job.study_name!r} exists with other objectives; choose a new name")
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    remaining = max(0, job.trials - done)
     job.report(done)
-    if remaining:
-        study = load_study(store, job.study_name, _sampler(job.problem, job.population, job.seed, single_worker=False))
-        study.optimize(
-            _objective(job.problem),
-            n_trials=remaining,
-            callbacks=[
-                MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE,)), job.report_completed
-            ],
-            gc_after_trial=False,
-        )
-    return _StudyRun(study.get_trials(deepcopy=False), remaining)
+    ran = 0
+    if done < job.trials:
+        # workers start together: the process id keeps their samplers from drawing the same designs
+        sampler = _sampler(job.problem, job.population, job.seed + os.getpid(), single_worker=False)
+        study = load_study(store, job.study_name, sampler)
+        ran = _ask_and_tell_shared(job, study)
+    _wait_for_workers(job, study)
+    return _StudyRun(study.get_trials(deepcopy=False), ran)
+
+
+def _taken(study: Study, before: int | None = None) -> int:
+    """Trials completed or running (with a number below ``before``)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    return sum(1 for t in trials if before is None or t.number < before)
+
+
+def _ask_and_tell_shared(job: _SearchJob, study: Study) -> int:
+    """Run trials while the budget is not taken; returns how many this worker ran."""
+    objective = _objective(job.problem)
+    ran = 0
+    while _taken(study) < job.trials:
+        trial = study.ask()
+        if _taken(study, before=trial.number) >= job.trials:  # another worker took the last one meanwhile
+            trial.set_user_attr(OVER_BUDGET_ATTR, True)
+            study.tell(trial, state=TrialState.FAIL)
+            break
+        try:
+            values = objective(trial)
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        study.tell(trial, values)
+        ran += 1
+        job.report_completed(study, trial)
+    return ran
+
+
+def _wait_for_workers(job: _SearchJob, study: Study) -> None:
+    """Wait (at most :data:`WAIT_FOR_WORKERS_S`) while other workers still run trials of the budget."""
+    deadline = time.monotonic() + WAIT_FOR_WORKERS_S
+    while time.monotonic() < deadline:
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number < job.trials]
+        if not running:
+            return
+        job.report_completed(study, running[0])
+        time.sleep(0.25)
 
 
 def pareto_front(results: list[TrialResult], objectives: list[str]) -> list[TrialResult]:

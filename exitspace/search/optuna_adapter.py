@@ -12,6 +12,7 @@ random states (``_rng``, ``_random_sampler``) per trial, which Optuna offers no 
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal, Sequence, cast
 
 import numpy as np
@@ -146,17 +147,34 @@ def in_memory_study(directions: Sequence[Direction], sampler: CodesignNSGAII) ->
     return optuna.create_study(storage=storage, directions=list(directions), sampler=sampler)
 
 
+def _with_driver(url: str) -> str:
+    """A bare ``postgresql://`` URL with the driver that is installed: SQLAlchemy 2.1 defaults to psycopg 3,
+    the dev extra installs psycopg2."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
 def open_storage(url: str) -> BaseStorage:
-    """An Optuna storage from its URL; one-line error if unusable."""
-    try:
-        return optuna.storages.get_storage(url)
-    except Exception as exc:  # noqa: BLE001 - Optuna/SQLAlchemy raise many types for a bad URL
-        first = str(exc).splitlines()[0][:120] if str(exc) else ""
-        raise ConfigError(
-            f"search.storage: cannot open {masked_url(url)!r} ({type(exc).__name__}: {masked_url(first)}); give an "
-            "Optuna storage URL "
-            "such as sqlite:///study.db or postgresql://user:password@host/db"
-        ) from None
+    """An Optuna storage from its URL; one-line error if unusable. Workers that start together on a new
+    database race to create its tables: the loser's integrity error is retried."""
+    for attempt in range(3):
+        try:
+            return optuna.storages.get_storage(_with_driver(url))
+        except Exception as exc:  # noqa: BLE001 - Optuna/SQLAlchemy raise many types for a bad URL
+            if "IntegrityError" in type(exc).__name__ and attempt < 2:
+                time.sleep(0.5 + attempt)
+                continue
+            first = str(exc).splitlines()[0][:120] if str(exc) else ""
+            raise ConfigError(
+                f"search.storage: cannot open {masked_url(url)!r} ({type(exc).__name__}: {masked_url(first)}); give "
+                "an Optuna storage URL such as sqlite:///study.db or postgresql://user:password@host/db"
+            ) from None
+    raise AssertionError("unreachable")
 
 
 def open_shared_study(storage: BaseStorage, name: str, directions: Sequence[Direction]) -> Study:
