@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,11 +19,17 @@ from exitspace.flow.phases import Phases
 from exitspace.flow.run import FlowResult, run_flow
 
 
+LOG_EVERY_S = 5.0
+"""Seconds between the plain progress lines of a phase when stderr is not a terminal (a log file)."""
+
+
 class RichPhases(Phases):
-    """A rich progress bar per phase (on stderr); plain lines when not a terminal or quiet."""
+    """A rich progress bar per phase (on stderr); when stderr is not a terminal, plain lines: each phase's start
+    and end, and its progress every :data:`LOG_EVERY_S` seconds. Nothing when quiet."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
+        self._logged: dict[str, float] = {}
         self.progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=err_console,
                                  disable=quiet or not err_console.is_terminal)
@@ -47,6 +54,14 @@ class RichPhases(Phases):
 
     def update(self, name: str, done: int, total: int) -> None:
         self.progress.update(self._task(name, total), completed=done, total=total)
+        if self.quiet or self.progress.live.is_started:
+            return
+        now = time.monotonic()
+        last = self._logged.setdefault(name, now)
+        if now - last >= LOG_EVERY_S or (done >= total and last >= 0):
+            self._logged[name] = -1.0 if done >= total else now  # the last line of a phase once
+            elapsed = self.progress.tasks[self.tasks[name]].elapsed or 0.0
+            err_console.print(f"{name}: {done}/{total} ({elapsed:.0f} s)", highlight=False)
 
     def done(self, name: str, message: str = "") -> None:
         task = self._task(name)

@@ -131,7 +131,8 @@ def _head_accuracy(inputs: CodesignInputs, label: str, head: str, pair: Precisio
 
 
 def refine_allocation(
-    problem: SearchProblem, front: list[ScoredDesign], strategy: str | None, keep_all: bool = False
+    problem: SearchProblem, front: list[ScoredDesign], strategy: str | None, keep_all: bool = False,
+    progress: _PhaseProgress | None = None,
 ) -> list[tuple[ScoredDesign, ScoredDesign]]:
     """Re-map each design with an optimising allocation strategy (e.g. the GA, too slow inside the search) and
     keep the new mapping where it stays feasible and lowers the validation ELP; then drop designs that the
@@ -145,6 +146,8 @@ def refine_allocation(
             if feasible and other.val["elp"] < evaluation.val["elp"]:
                 best = other
         pairs.append((best, evaluation))
+        if progress:
+            progress(len(pairs), len(front))
     if keep_all or not pairs:
         return pairs
     points = np.array([problem.values(e) for e, _ in pairs], float)
@@ -272,7 +275,7 @@ def run_codesign(
     trials = trials or s.trials
     report = (lambda phase: (lambda done, total: progress(phase, done, total))) if progress else (lambda phase: None)
 
-    searched = _search(config, inputs, run_dir, trials, report("search"))
+    searched = _search(config, inputs, run_dir, trials, report)
     static_ref = searched.baselines.reference
     scale = {o: static_ref.val[metric_key(o, s.elp)] for o in s.objectives if o not in ("accuracy", "exit_overhead")}
     curve = hypervolume_curve(searched.outcome.trials, s.objectives, scale, s.hv_reference)
@@ -280,8 +283,7 @@ def run_codesign(
 
     mac = None
     if s.baselines.mac_proxy:
-        mac = _mac_proxy_baseline(s, searched, s.baselines.mac_proxy_trials or trials, test_scale,
-                                  report("mac-proxy search"))
+        mac = _mac_proxy_baseline(s, searched, s.baselines.mac_proxy_trials or trials, test_scale, report)
     paper: list[ScoredDesign] = []
     if s.baselines.paper == "on" or (s.baselines.paper == "auto" and "mobilenetv2" in inputs.backbone.lower()):
         paper = paper_baselines(inputs, searched.baselines.reference_pair, static_ref)
@@ -298,7 +300,7 @@ def run_codesign(
 
 
 def _search(config: RunConfig, inputs: CodesignInputs, run_dir: Path, trials: int,
-            progress: _PhaseProgress | None) -> _Searched:
+            report: Callable[[str], _PhaseProgress | None]) -> _Searched:
     """The static baselines, then the main search under constraints relative to them; its Pareto front with
     refined allocations. Raises :class:`InfeasibleError` when no trial meets the constraints."""
     s = config.search
@@ -307,12 +309,12 @@ def _search(config: RunConfig, inputs: CodesignInputs, run_dir: Path, trials: in
     constraints = build_constraints(s.constraints, inputs.space, static_accuracy)
     study = _study(config, inputs.space, run_dir)
     problem = SearchProblem(inputs.space, inputs.evaluator, list(s.objectives), s.elp, constraints)
-    outcome = study.run(problem, trials, progress)
+    outcome = study.run(problem, trials, report("search"))
     front_trials = pareto_front(outcome.trials, s.objectives)
     if not front_trials:
         raise InfeasibleError(explain_infeasible([t.evaluation for t in outcome.trials], constraints))
     front = [problem.evaluate(t.evaluation.design) for t in front_trials]  # trial results keep summaries only
-    refined = refine_allocation(problem, front, s.refine_allocation)
+    refined = refine_allocation(problem, front, s.refine_allocation, progress=report("refine front"))
     return _Searched(baselines, problem, study, outcome, refined)
 
 
@@ -345,7 +347,7 @@ class _HardwareBlind:
 
 
 def _mac_proxy_baseline(s: SearchConfig, searched: _Searched, trials: int, test_scale: dict[str, float],
-                        progress: _PhaseProgress | None) -> dict[str, Any]:
+                        report: Callable[[str], _PhaseProgress | None]) -> dict[str, Any]:
     """The MAC-proxy search (accuracy and expected MACs; same space and constraints) in a study beside the
     main one; its Pareto designs, evaluated and re-mapped like the main front, with their test hypervolume."""
     problem = searched.problem
@@ -353,9 +355,10 @@ def _mac_proxy_baseline(s: SearchConfig, searched: _Searched, trials: int, test_
         problem.space, _HardwareBlind(problem.evaluator, problem.constraints), ["accuracy", "macs_avg"], s.elp,
         problem.constraints, objective_override=lambda e: [e.val["accuracy"], e.val["macs_avg"]],
     )
-    mac_outcome = searched.study.run(mac_problem, trials, progress, suffix="-macproxy")
+    mac_outcome = searched.study.run(mac_problem, trials, report("mac-proxy search"), suffix="-macproxy")
     mac_front = [problem.evaluate(t.evaluation.design) for t in pareto_front(mac_outcome.trials, ["accuracy", "macs_avg"])]
-    mac_front = [r for r, _ in refine_allocation(problem, mac_front, s.refine_allocation, keep_all=True)]
+    mac_front = [r for r, _ in refine_allocation(problem, mac_front, s.refine_allocation, keep_all=True,
+                                                 progress=report("refine mac-proxy"))]
     return {
         "study": _study_info(mac_outcome),
         "front": [{k: v for k, v in e.to_dict().items() if k not in ("stages", "extra")} for e in mac_front],
