@@ -143,3 +143,20 @@ def test_slow_strategy_evaluations_are_kept_for_the_next_run(tmp_path: Path) -> 
     other_inner = ToyEvaluator()
     StoredEvaluations(other_inner, tmp_path / "e.sqlite3", "id-2").evaluate(slow[0])
     assert other_inner.calls == 1  # another evaluator identity does not reuse it
+
+
+def test_phases_log_their_progress_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from exitspace.cli import run_cmds
+
+    monkeypatch.setattr(run_cmds, "LOG_EVERY_S", 0.0)
+    with run_cmds.RichPhases() as phases:
+        phases.start("search", 3)
+        for done in (1, 2, 3, 3):
+            phases.update("search", done, 3)
+        phases.update("refine front", 2, 2)
+        phases.done("search", "3 trials")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "search ..." and lines[-1] == "search done: 3 trials"
+    progress = [line.split(" (")[0] for line in lines[1:-1]]
+    assert progress == ["search: 1/3", "search: 2/3", "search: 3/3", "refine front: 2/2"]  # the end once

@@ -58,8 +58,10 @@ class RichPhases(Phases):
             return
         now = time.monotonic()
         last = self._logged.setdefault(name, now)
-        if now - last >= LOG_EVERY_S or (done >= total and last >= 0):
-            self._logged[name] = -1.0 if done >= total else now  # the last line of a phase once
+        if last < 0:
+            return  # the phase's last line is out
+        if done >= total or now - last >= LOG_EVERY_S:
+            self._logged[name] = -1.0 if done >= total else now
             elapsed = self.progress.tasks[self.tasks[name]].elapsed or 0.0
             err_console.print(f"{name}: {done}/{total} ({elapsed:.0f} s)", highlight=False)
 
