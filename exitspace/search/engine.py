@@ -26,7 +26,7 @@ from exitspace.search.scored import Evaluator, ScoredDesign
 from exitspace.search.objectives import Constraint, directions, objective_values, violations
 from exitspace.search.space import Design, DesignSpace
 from exitspace.search.optuna_adapter import (
-    GENERATION_ATTR, BaseDistribution, CodesignNSGAII, FixedTrial, FrozenTrial, MaxTrialsCallback, Study, Trial,
+    GENERATION_ATTR, BaseDistribution, CodesignNSGAII, FixedTrial, FrozenTrial, Study, Trial,
     TrialState, in_memory_study, load_study, open_shared_study, open_storage, suggested_distributions,
 )
 from exitspace.search.storage import TrialLog, is_trial_log, open_trial_log, to_frozen, trial_log_url
