@@ -58,6 +58,11 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
         "analytical model counts its accesses once per replicated instance (4x on r0_conv) where ZigZag counts them once"
     ),
     ("meta_prototype_random22_8b", "energy"): "measured: energy mean 5.6%, max 84.6% (one layer)",
+    # tesla_npu_like (core name npu_like): 7 layers' compute cycles differ; cause not analysed yet
+    ("npu_like_random22_8b", "cycles"): "measured: 33/40 equal",
+    ("npu_like_random22_8b", "spatial"): "measured: 33/40 equal",
+    ("npu_like_random22_8b", "latency"): "measured: latency mean 1.2%, max 20.9%",
+    ("npu_like_random22_8b", "energy"): "measured: energy mean 3.9%, max 25.4%",
 }
 
 
@@ -85,6 +90,17 @@ def analytical_backend() -> CostBackend | None:
         return AnalyticalBackend()
     except ImportError:
         return None
+
+
+def _backend_for(golden: dict[str, Any]) -> CostBackend | None:
+    """The analytical backend in the variant the golden's ZigZag run used: ``+literal`` goldens mapped depthwise
+    layers with the dataflow as written (ZigZag's default), so the analytical model does too."""
+    if "+literal" in str(golden.get("backend_version", "")):
+        from exitspace.cost.analytical import AnalyticalBackend
+        from exitspace.cost.analytical.layers import ModelOptions
+
+        return AnalyticalBackend(ModelOptions(depthwise_on_g=False))
+    return analytical_backend()
 
 
 def relative_error(ours: float, reference: float) -> float:
@@ -122,9 +138,9 @@ class Agreement:
 @lru_cache(maxsize=None)
 def compare(path: Path) -> tuple[Agreement, tuple[tuple[Layer, LayerCost, LayerCost], ...]]:
     """Run the analytical backend on one golden file's layers and core."""
-    backend = analytical_backend()
-    assert backend is not None
     golden = load_golden(path)
+    backend = _backend_for(golden)
+    assert backend is not None
     core = Core(**golden["core"])
     layers = [Layer.from_dict(entry["layer"]) for entry in golden["layers"]]
     references = [LayerCost.from_dict(entry["cost"]) for entry in golden["layers"]]

@@ -1,5 +1,9 @@
 """One entry point for hardware descriptions: a preset name or a file in any supported schema.
 
+A ZigZag core file may come with its mapping file, ``CORE.yaml,MAPPING.yaml`` (ZigZag 3 keeps the spatial
+dataflow in the mapping); as a system (what the commands cost), a ZigZag compute core that ends up with no
+dataflow is refused in one line.
+
 Files are recognised by content: a Stream system file (``cores`` is a mapping of ids), a ZigZag core
 file (``memories`` is a mapping of names), or exitspace's own YAML/JSON (the pydantic ``Core`` or
 ``System`` dumped: ``memories`` / ``cores`` are lists).
@@ -20,7 +24,7 @@ from exitspace.hardware._fields import FieldReader, read_document, validation_er
 from exitspace.hardware.model import Core, CoreKind, System
 from exitspace.hardware.presets import SYSTEM_PRESETS, is_preset, preset_core, preset_system, unknown_preset
 from exitspace.hardware.stream_yaml import is_stream_system, parse_stream_system
-from exitspace.hardware.zigzag_yaml import parse_zigzag_core
+from exitspace.hardware.zigzag_yaml import load_zigzag_core, parse_zigzag_core
 
 HardwareSpec = str | Path | Core | System
 FileKind = Literal["stream", "zigzag", "exitspace-core", "exitspace-system"]
@@ -66,6 +70,37 @@ def _read_lenient(path: Path) -> tuple[Any, FileKind]:
         return data, kind
 
 
+def _split_mapping(spec: HardwareSpec) -> tuple[HardwareSpec, Path | None]:
+    """``CORE.yaml,MAPPING.yaml``: a ZigZag core file and the mapping file whose ``default`` entry's spatial
+    mapping is the core's dataflow (ZigZag 3 keeps the dataflow there, not in the core file)."""
+    if isinstance(spec, str) and "," in spec:
+        core_file, _, mapping_file = spec.partition(",")
+        mapping = Path(mapping_file.strip())
+        if not mapping.is_file():
+            raise ConfigError(f"hardware: mapping file {mapping_file.strip()!r} not found; give CORE.yaml,MAPPING.yaml")
+        return core_file.strip(), mapping
+    return spec, None
+
+
+def _zigzag_core(data: Any, path: Path, core_id: int, kind: CoreKind | str | None, mapping: Path | None) -> Core:
+    """A ZigZag core file's core, its dataflow from the mapping file where given."""
+    reader = FieldReader(path.name)
+    core = parse_zigzag_core(data, reader, core_id=core_id, kind=kind, file_stem=path.stem)
+    if mapping is not None:
+        core = load_zigzag_core(data, core_id=core_id, kind=core.kind, mapping=mapping, source_name=path.name)
+    return core
+
+
+def _require_dataflow(core: Core, path: Path) -> None:
+    """One-line refusal of a compute core that names no spatial dataflow (costed, it would unroll one loop on
+    one array dimension: 32 of tpu_like's 1024 PEs)."""
+    if core.kind == CoreKind.COMPUTE and not core.dataflow:
+        raise ConfigError(
+            f"{path.name}: core {core.name!r} names no spatial dataflow ('dataflows:'); give its ZigZag mapping file "
+            f"as --hardware {path},MAPPING.yaml or add dataflows to the core"
+        )
+
+
 def _resolve(spec: str | Path) -> Path | None:
     path = Path(spec)
     if path.is_file():
@@ -84,6 +119,7 @@ def load_core(spec: HardwareSpec, core_id: int | None = None, kind: CoreKind | s
         return spec
     if isinstance(spec, System):
         return _pick_core(spec, core_id, spec.name)
+    spec, mapping = _split_mapping(spec)
     path = _resolve(spec)
     if path is None:
         if str(spec) in SYSTEM_PRESETS:
@@ -92,8 +128,7 @@ def load_core(spec: HardwareSpec, core_id: int | None = None, kind: CoreKind | s
         return core if core_id is None else core.model_copy(update={"id": core_id})
     data, file_kind = _read_lenient(path)
     if file_kind == "zigzag":
-        reader = FieldReader(path.name)
-        return parse_zigzag_core(data, reader, core_id=core_id or 0, kind=kind, file_stem=path.stem)
+        return _zigzag_core(data, path, core_id or 0, kind, mapping)
     if file_kind == "exitspace-core":
         core = _validate(Core, data, path.name)
         return core if core_id is None else core.model_copy(update={"id": core_id})
@@ -108,11 +143,18 @@ def load_system(spec: HardwareSpec) -> System:
         return spec
     if isinstance(spec, Core):
         return _single(spec)
+    whole = spec
+    spec, _ = _split_mapping(spec)
     path = _resolve(spec)
     if path is None:
         return preset_system(str(spec))
     data, file_kind = _read_lenient(path)
-    system = _single(load_core(path)) if file_kind in ("zigzag", "exitspace-core") else _system_from(data, file_kind, path)
+    if file_kind in ("zigzag", "exitspace-core"):
+        system = _single(load_core(whole if isinstance(whole, str) else path))
+        if file_kind == "zigzag":
+            _require_dataflow(system.cores[0], path)
+    else:
+        system = _system_from(data, file_kind, path)
     unbacked = system.unbacked_core()
     if unbacked is not None:
         raise ConfigError(f"{path.name}: core {unbacked.name!r} has no off-chip memory level (e.g. DRAM) and the system "
