@@ -70,7 +70,7 @@ def _read_lenient(path: Path) -> tuple[Any, FileKind]:
         return data, kind
 
 
-def _split_mapping(spec: HardwareSpec) -> tuple[HardwareSpec, Path | None]:
+def _split_mapping(spec: str | Path) -> tuple[str | Path, Path | None]:
     """``CORE.yaml,MAPPING.yaml``: a ZigZag core file and the mapping file whose ``default`` entry's spatial
     mapping is the core's dataflow (ZigZag 3 keeps the dataflow there, not in the core file)."""
     if isinstance(spec, str) and "," in spec:
