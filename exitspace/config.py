@@ -203,7 +203,7 @@ class SearchConfig(_Strict):
     )
     constraints: ConstraintsConfig = ConstraintsConfig()
     trials: int = Field(2000, ge=1, le=MAX_TRIALS)
-    population: int = Field(50, ge=4)
+    population: int = Field(50, ge=4, le=MAX_TRIALS)
     seed: int | None = Field(None, description="sampler seed (default: the run seed)")
     storage: str | None = Field(None, description="Optuna storage URL; default SQLite in the run directory")
     study_name: str | None = None
@@ -234,7 +234,7 @@ class SearchConfig(_Strict):
             if name not in OBJECTIVES:
                 raise ValueError(f"unknown objective {name!r}; use any of {list(OBJECTIVES)}")
         if len(set(objectives)) != len(objectives):
-            raise ValueError("an objective is listed twice")
+            raise ValueError("an objective is listed twice; list each once")
         return objectives
 
 

@@ -101,7 +101,7 @@ def read_document(path: Path, strict: bool = False) -> Any:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{path.name}: {where}malformed YAML ({problem})") from None
+        raise ConfigError(f"{path.name}: {where}malformed YAML ({problem}); fix the syntax") from None
 
 
 def validation_error_line(exc: ValidationError, source: str, rename: dict[str, str] | None = None) -> ConfigError:

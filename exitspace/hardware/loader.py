@@ -47,7 +47,7 @@ def detect_kind(data: Any, label: str) -> FileKind:
             return "zigzag"
         return "exitspace-core"
     raise ConfigError(
-        f"{label}: not a hardware description; expected 'memories' (a core, ZigZag schema) or 'cores' (a system, Stream schema)"
+        f"{label}: not a hardware description; expected 'memories' (a core, ZigZag schema) or 'cores' (a system, Stream schema); give such a file"
     )
 
 

@@ -250,7 +250,7 @@ def _read_operands(raw: Any, reader: FieldReader, path: str) -> tuple[str, ...]:
         if text not in ZIGZAG_TO_OPERAND:
             reader.fail(f"{path}[{i}]", f"unknown operand {text!r}; use I1 (inputs), I2 (weights) or O (outputs)")
         if ZIGZAG_TO_OPERAND[text] in operands:
-            reader.fail(path, f"operand {text} listed twice")
+            reader.fail(path, f"operand {text} listed twice; list it once")
         operands.append(ZIGZAG_TO_OPERAND[text])
     return tuple(operands)
 

@@ -283,7 +283,7 @@ def _read(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: nested too deeply to be a results file; re-run `exitspace run`") from None
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise DataError(f"{path}: not an exitspace results file (format {found!r})")
+        raise DataError(f"{path}: not an exitspace results file (format {found!r}); give the results.json of `exitspace run`")
     return data
 
 

@@ -115,7 +115,7 @@ class QATConfig(_Strict):
     @classmethod
     def _pairs(cls, value: list[str]) -> list[str]:
         for text in value:
-            parse_pair(text)
+            parse_pair(text, "qat.pairs")
         return value
 
 
@@ -170,6 +170,8 @@ class TrainConfig(_Strict):
 def _first_error(exc: ValidationError, prefix: str = "") -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"{prefix}{where}: unknown key; remove it or check the spelling (see configs/train/)"
     msg = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
     got_text = "" if isinstance(got, dict) else f" (got {got!r})"

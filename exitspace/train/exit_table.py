@@ -47,6 +47,11 @@ class ExitTable:
                     f"exit table: {split}_logits has shape {logits.shape}; expected [N={labels.shape[0]}, "
                     f"H={len(self.head_keys)}, classes]"
                 )
+            if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[2]):
+                raise CheckpointError(f"exit table: {split}_labels outside 0..{logits.shape[2] - 1} (the classes of "
+                                      f"its logits)")
+            if not np.isfinite(logits).all():
+                raise CheckpointError(f"exit table: {split}_logits holds NaN or infinite values")
 
     @property
     def num_classes(self) -> int:
@@ -91,6 +96,9 @@ class ExitTable:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 splits = [s for s in SPLITS if f"{s}_logits" in data]
+                missing = [f"{s}_{part}" for s in ("val", *splits) for part in ("logits", "labels") if f"{s}_{part}" not in data]
+                if missing:  # thresholds are calibrated on val; a split's labels go with its logits
+                    raise CheckpointError(f"exit table {path}: lacks {missing[0]}; re-run `exitspace train` to write it")
                 table = cls(
                     head_keys=[str(k) for k in data["head_keys"]],
                     head_blocks=[int(b) for b in data["head_blocks"]],
@@ -98,6 +106,9 @@ class ExitTable:
                     labels={s: data[f"{s}_labels"] for s in splits},
                     meta=meta,
                 )
+        except CheckpointError as exc:  # the arrays disagree (see __post_init__)
+            message = str(exc).removeprefix("exit table: ")
+            raise CheckpointError(f"exit table {path}: {message}; re-run `exitspace train` to write it") from None
         except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
             raise CheckpointError(
                 f"exit table {path}: corrupt or not an exit table ({type(exc).__name__}); delete it and re-run "
