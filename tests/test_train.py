@@ -101,7 +101,7 @@ def test_config_errors_are_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="optim.lrr"):
         parse_train_config({"optim": {"lrr": 0.1}})
-    with pytest.raises(ConfigError, match="precision pair"):
+    with pytest.raises(ConfigError, match="qat.pairs"):
         parse_train_config({"qat": {"pairs": ["8/3x"]}})
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: [1, 2\n")
