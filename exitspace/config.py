@@ -242,8 +242,8 @@ class ReportConfig(_Strict):
     """The report."""
 
     html: bool = True
-    designs: int = Field(5, ge=1, description="designs shown in detail (exit ratios, stage costs)")
-    sweep_layers: int = Field(3, ge=0, description="most costly layers in the alignment sweep")
+    designs: int = Field(5, ge=1, le=1000, description="designs shown in detail (exit ratios, stage costs)")
+    sweep_layers: int = Field(3, ge=0, le=1000, description="most costly layers in the alignment sweep")
     note: str | None = Field(None, description="a paragraph placed at the top of the report (e.g. why a pair is left out)")
 
 
