@@ -78,6 +78,26 @@ def atomic_output(path: Path | str) -> Iterator[IO[bytes]]:
     _fsync_folder(parent)
 
 
+@contextmanager
+def atomic_output_path(path: Path | str) -> Iterator[Path]:
+    """A temporary path next to ``path`` for a writer that wants a file name (e.g. ``torch.onnx``); the
+    file written there replaces ``path`` only when the block ends without an exception."""
+    path = Path(path)
+    parent = writable_folder(path.parent, "folder")
+    tmp = parent / f".{path.name}.{os.getpid()}.tmp{path.suffix}"
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder; remove it or choose another output path")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(parent)
+
+
 def _fsync_folder(folder: Path) -> None:
     """Make the rename itself durable (where the system allows opening a folder)."""
     try:

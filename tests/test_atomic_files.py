@@ -67,6 +67,22 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
 
 
+def test_writer_given_a_path_replaces_the_file_only_when_it_finishes(tmp_path: Path) -> None:
+    from exitspace.files import atomic_output_path
+
+    path = tmp_path / "model.onnx"
+    atomic_write_text(path, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_output_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("exporter failed")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+    with atomic_output_path(path) as tmp:
+        assert tmp.parent == path.parent and tmp != path
+        tmp.write_text("new")
+    assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
 def test_readers_refuse_what_is_not_text(tmp_path: Path) -> None:
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00garbage")
     (tmp_path / "nul.yaml").write_bytes(b"a: 1\x00")

@@ -27,7 +27,7 @@ import torch
 from exitspace.export.graph import EarlyExitModel, Stage, design_stages
 from exitspace.export.quantized import ONNX_TRANSLATIONS, OPSET, freeze_quantization, strip_quantization
 from exitspace.export.source import Design, TrainedNetwork
-from exitspace.files import atomic_write_text
+from exitspace.files import atomic_output_path, atomic_write_text
 
 MODEL_FILE = "model.onnx"
 MANIFEST = "export.json"
@@ -76,7 +76,8 @@ def export_onnx(model: EarlyExitModel, path: Path) -> None:
                                     input_names=["image"], output_names=["scores", "exit"],
                                     custom_translation_table=ONNX_TRANSLATIONS)
     assert program is not None  # dynamo=True always returns the program
-    program.save(str(path))
+    with atomic_output_path(path) as tmp:
+        program.save(str(tmp))
 
 
 def export_segments(model: EarlyExitModel, directory: Path, labels: list[str]) -> list[Path]:
@@ -91,8 +92,8 @@ def export_segments(model: EarlyExitModel, directory: Path, labels: list[str]) -
     stages: list[Stage] = list(model.stages)  # type: ignore[arg-type]  # ModuleList iterates as Module
     for index, (stage, label) in enumerate(zip(stages, labels)):
         path = directory / f"stage_{index}_{label}.onnx"
-        with _quiet(), torch.no_grad():
-            torch.onnx.export(_Named(stage), (x,), str(path), dynamo=False, input_names=["input"],
+        with _quiet(), torch.no_grad(), atomic_output_path(path) as tmp:
+            torch.onnx.export(_Named(stage), (x,), str(tmp), dynamo=False, input_names=["input"],
                               output_names=["features", "logits"])
             x = stage(x)[0]
         paths.append(path)
