@@ -11,7 +11,6 @@ directly on the shared storage so that each sees the others' trials; the trial b
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 from collections import OrderedDict
@@ -388,8 +387,8 @@ def _run_on_shared_storage(job: _SearchJob) -> _StudyRun:
     job.report(done)
     ran = 0
     if done < job.trials:
-        # workers start together: the process id keeps their samplers from drawing the same designs
-        sampler = _sampler(job.problem, job.population, job.seed + os.getpid(), single_worker=False)
+        # every trial draws from (seed, trial number): workers never share a number, so they never draw alike
+        sampler = _sampler(job.problem, job.population, job.seed, single_worker=False)
         study = load_study(store, job.study_name, sampler)
         ran = _ask_and_tell_shared(job, study)
     _wait_for_workers(job, study)
