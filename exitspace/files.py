@@ -51,24 +51,18 @@ def writable_folder(path: Path | str, what: str) -> Path:
 
 
 @contextmanager
-def atomic_output(path: Path | str) -> Iterator[IO[bytes]]:
-    """A binary handle whose content replaces ``path`` only when the block ends without an exception.
-
-    The temporary file sits next to ``path`` (same file system, so the rename is atomic); parent folders are
-    created. An exception (Ctrl-C included) removes the temporary file and leaves ``path`` as it was.
-    """
+def atomic_output_path(path: Path | str, keep_suffix: bool = False) -> Iterator[Path]:
+    """A temporary path next to ``path`` (same file system, so the rename is atomic; parent folders are
+    created) for a writer that wants a file name; what is written there replaces ``path`` only when the block
+    ends without an exception. An exception (Ctrl-C included) removes it and leaves ``path`` as it was.
+    ``keep_suffix``: the temporary name ends in ``path``'s suffix too (for writers that go by it)."""
     path = Path(path)
     parent = writable_folder(path.parent, "folder")
-    tmp = parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp = parent / (f".{path.name}.{os.getpid()}.tmp" + (path.suffix if keep_suffix else ""))
     try:
-        handle = open(tmp, "wb")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write ({exc.strerror or type(exc).__name__}); choose another path") from None
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())
         if path.is_dir():
             raise ConfigError(f"{path}: is a folder; remove it or choose another output path")
         os.replace(tmp, path)
@@ -79,23 +73,17 @@ def atomic_output(path: Path | str) -> Iterator[IO[bytes]]:
 
 
 @contextmanager
-def atomic_output_path(path: Path | str) -> Iterator[Path]:
-    """A temporary path next to ``path`` for a writer that wants a file name (e.g. ``torch.onnx``); the
-    file written there replaces ``path`` only when the block ends without an exception."""
-    path = Path(path)
-    parent = writable_folder(path.parent, "folder")
-    tmp = parent / f".{path.name}.{os.getpid()}.tmp{path.suffix}"
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        if path.is_dir():
-            raise ConfigError(f"{path}: is a folder; remove it or choose another output path")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(parent)
+def atomic_output(path: Path | str) -> Iterator[IO[bytes]]:
+    """A binary handle whose content replaces ``path`` only when the block ends without an exception
+    (:func:`atomic_output_path`)."""
+    with atomic_output_path(path) as tmp:
+        try:
+            handle = open(tmp, "wb")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot write ({exc.strerror or type(exc).__name__}); "
+                              "choose another path") from None
+        with handle:
+            yield handle
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -76,7 +76,7 @@ def export_onnx(model: EarlyExitModel, path: Path) -> None:
                                     input_names=["image"], output_names=["scores", "exit"],
                                     custom_translation_table=ONNX_TRANSLATIONS)
     assert program is not None  # dynamo=True always returns the program
-    with atomic_output_path(path) as tmp:
+    with atomic_output_path(path, keep_suffix=True) as tmp:
         program.save(str(tmp))
 
 
@@ -92,7 +92,7 @@ def export_segments(model: EarlyExitModel, directory: Path, labels: list[str]) -
     stages: list[Stage] = list(model.stages)  # type: ignore[arg-type]  # ModuleList iterates as Module
     for index, (stage, label) in enumerate(zip(stages, labels)):
         path = directory / f"stage_{index}_{label}.onnx"
-        with _quiet(), torch.no_grad(), atomic_output_path(path) as tmp:
+        with _quiet(), torch.no_grad(), atomic_output_path(path, keep_suffix=True) as tmp:
             torch.onnx.export(_Named(stage), (x,), str(tmp), dynamo=False, input_names=["input"],
                               output_names=["features", "logits"])
             x = stage(x)[0]
