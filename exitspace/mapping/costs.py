@@ -22,7 +22,6 @@ Backend results are cached per (layer, core, backend name, backend version) in a
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -251,6 +250,17 @@ class _LayerSizes:
             else:
                 reads.append(float(bits[names[layer.name], 1]))
         return cls(bits, reads, [not layer.inputs for layer in layers])
+
+
+def activation_fit_matrix(workload: Workload, system: System) -> np.ndarray:
+    """[layers, cores] True where the layer's input + output activations fit the core's activation memory."""
+    caps = [activation_capacity(core) for core in system.cores]
+    fit = np.ones((len(workload.layers), len(caps)), dtype=bool)
+    for li, layer in enumerate(workload.layers):
+        _, in_bits, out_bits = layer_bits(layer)
+        for ci, (cap_i, cap_o, shared) in enumerate(caps):
+            fit[li, ci] = (in_bits + out_bits <= cap_i) if shared else (in_bits <= cap_i and out_bits <= cap_o)
+    return fit
 
 
 @dataclass(frozen=True)

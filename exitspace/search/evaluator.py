@@ -19,7 +19,7 @@ from exitspace.errors import CheckpointError, ConfigError
 from exitspace.hardware.model import System
 from exitspace.mapping import LayerCostCache, Mapper
 from exitspace.mapping.allocation import to_array
-from exitspace.mapping.costs import activation_capacity, layer_bits
+from exitspace.mapping.costs import activation_fit_matrix
 from exitspace.mapping.schedule import StageCost
 from exitspace.precision import PrecisionPair
 from exitspace.search.scored import ScoredDesign
@@ -177,7 +177,7 @@ class CodesignEvaluator:
     def _fit_matrix_of(self, pair: PrecisionPair, mapper: Mapper) -> np.ndarray:
         fit = self._fit_matrix.get(pair)
         if fit is None:
-            fit = self._fit_matrix[pair] = _fit_matrix(mapper.workload, self.system)
+            fit = self._fit_matrix[pair] = activation_fit_matrix(mapper.workload, self.system)
         return fit
 
     def _fits(self, pair: PrecisionPair, mapper: Mapper, net: Any, allocation: Any) -> bool:
@@ -186,14 +186,3 @@ class CodesignEvaluator:
         fit = self._fit_matrix_of(pair, mapper)
         positions = to_array(mapper.model, net, allocation)
         return bool(fit[net.layer_index, positions].all())
-
-
-def _fit_matrix(workload: Workload, system: System) -> np.ndarray:
-    """[layers, cores] True where the layer's input + output activations fit the core's activation memory."""
-    caps = [activation_capacity(core) for core in system.cores]
-    fit = np.ones((len(workload.layers), len(caps)), dtype=bool)
-    for li, layer in enumerate(workload.layers):
-        _, in_bits, out_bits = layer_bits(layer)
-        for ci, (cap_i, cap_o, shared) in enumerate(caps):
-            fit[li, ci] = (in_bits + out_bits <= cap_i) if shared else (in_bits <= cap_i and out_bits <= cap_o)
-    return fit
