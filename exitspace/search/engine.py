@@ -351,18 +351,23 @@ def _stored_trial(payload: dict[str, Any], distributions: dict[str, Any]) -> Fro
     )
 
 
+def _run_trial(study: Study, objective: Callable[[Trial], list[float]], trial: Trial) -> None:
+    """Score ``trial`` and tell ``study``; a trial whose objective raises (Ctrl-C included) is told as failed
+    and the exception propagates."""
+    try:
+        values = objective(trial)
+    except BaseException:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    study.tell(trial, values)
+
+
 def _ask_and_tell(job: _SearchJob, study: Study, count: int, flush: Callable[[], None]) -> None:
-    """Run ``count`` trials one after the other, flushing after each full generation; a trial whose objective
-    raises (Ctrl-C included) is told as failed and the exception propagates."""
+    """Run ``count`` trials one after the other (:func:`_run_trial`), flushing after each full generation."""
     objective = _objective(job.problem)
     for _ in range(count):
         trial = study.ask()
-        try:
-            values = objective(trial)
-        except BaseException:
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        study.tell(trial, values)
+        _run_trial(study, objective, trial)
         job.report(trial.number + 1)
         if (trial.number + 1) % job.population == 0:
             flush()
@@ -411,12 +416,7 @@ def _ask_and_tell_shared(job: _SearchJob, study: Study) -> int:
             trial.set_user_attr(OVER_BUDGET_ATTR, True)
             study.tell(trial, state=TrialState.FAIL)
             break
-        try:
-            values = objective(trial)
-        except BaseException:
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        study.tell(trial, values)
+        _run_trial(study, objective, trial)
         ran += 1
         job.report_completed(study, trial)
     return ran
