@@ -54,6 +54,12 @@ app = typer.Typer(
 console = Console(markup=False)
 err_console = Console(stderr=True, markup=False)
 
+
+def console_at_least(width: int) -> Console:
+    """The standard output console, or one ``width`` columns wide where it is narrower (or piped): tables
+    are never squashed."""
+    return console if console.width >= width else Console(width=width, markup=False)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

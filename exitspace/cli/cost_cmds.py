@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typing_extensions import Annotated
 
-from exitspace.cli.app import app, console, err_console, user_errors
+from exitspace.cli.app import app, console, console_at_least, err_console, user_errors
 from exitspace.errors import ConfigError
 from exitspace.flow.profile import check_bits, load_model, profile_rows
 
@@ -87,7 +86,7 @@ def sweep(
             f"{row['energy_pj']:,.0f}", f"{row['latency_per_mac']:.5f}", f"{row['energy_per_mac_pj']:.3f}",
             f"{row['spatial_utilization']:.3f}", f"{row['utilization']:.3f}", "step" if row["step"] else "",
         )
-    (console if console.width >= 140 else Console(width=140, markup=False)).print(table)
+    console_at_least(140).print(table)
     console.print(f"steps at {dim} = {steps(rows, dim)}; wrote {paths['csv']}, {paths['json']}, {paths['png']}")
 
 
@@ -132,4 +131,4 @@ def profile(
                       r["dominant_memory"])
     table.add_row("total", "", f"{totals['macs']:,}", "", f"{totals['latency_cycles']:,.0f}", f"{totals['energy_pj']:,.0f}",
                   "", "", "", end_section=True)
-    (console if console.width >= 130 else Console(width=130, markup=False)).print(table)
+    console_at_least(130).print(table)

@@ -8,11 +8,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from exitspace.cli.app import app, console, err_console, user_errors
+from exitspace.cli.app import app, console, console_at_least, err_console, user_errors
 from exitspace.errors import ConfigError
 from exitspace.flow.evaluate import EvaluateRequest, evaluate_request, write_outputs
 from exitspace.flow.phases import Phases
@@ -42,7 +41,7 @@ def _pct(value: float | None) -> str:
 
 def _print(result: dict[str, Any]) -> None:
     """Print an evaluation result: the per-stage table, the summary table and the notes under them."""
-    out = console if console.width >= 150 else Console(width=150, markup=False)  # never squash the table when piped
+    out = console_at_least(150)
     out.print(_stage_table(result))
     out.print(_summary_table(result["metrics"]))
     for line in _notes(result):

@@ -8,10 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
-from exitspace.cli.app import app, console, user_errors
+from exitspace.cli.app import app, console, console_at_least, user_errors
 from exitspace.errors import ConfigError
 from exitspace.precision import check_bits
 from exitspace.workload.layer import Precision, Workload
@@ -104,4 +103,4 @@ def workload(
         console.print(f"wrote {len(result)} layers ({result.macs:,} MACs) to {out}")
     else:
         # Thirteen columns need about 150 characters; never squash them to a narrower (or piped) console.
-        (console if console.width >= 150 else Console(width=150, markup=False)).print(_table(result))
+        console_at_least(150).print(_table(result))
